@@ -1,0 +1,189 @@
+/* Licensed under the Apache License, Version 2.0; see LICENSE and NOTICE. */
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <apr_portable.h>
+
+#include "mod_lemonade_backend.h"
+
+apr_status_t lem_backend_connect(const char *host, apr_port_t port,
+                                 apr_interval_time_t timeout, int *fd,
+                                 apr_pool_t *p)
+{
+    apr_sockaddr_t *sa;
+    apr_socket_t *sock = NULL;
+    apr_os_sock_t os;
+    apr_status_t rv;
+    int one = 1;
+
+    /* 1. the address, then a connect bounded by the timeout */
+    rv = apr_sockaddr_info_get(&sa, host, APR_UNSPEC, port, 0, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_socket_create(&sock, sa->family, SOCK_STREAM,
+                               APR_PROTO_TCP, p);
+    }
+    if (rv == APR_SUCCESS) {
+        apr_socket_timeout_set(sock, timeout);
+        rv = apr_socket_connect(sock, sa);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_os_sock_get(&os, sock);
+    }
+
+    /* 2. a plain descriptor of our own: it goes to the keeper as is */
+    if (rv == APR_SUCCESS) {
+        *fd = dup(os);
+        if (*fd < 0) {
+            rv = errno;
+        }
+    }
+    if (sock) {
+        apr_socket_close(sock);
+    }
+    if (rv != APR_SUCCESS) {
+        return APR_STATUS_IS_TIMEUP(rv) ? APR_TIMEUP : rv;
+    }
+
+    /* 3. commands are small and pipelined; a session may idle for long */
+    setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(*fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    return APR_SUCCESS;
+}
+
+void lem_backend_init(lem_backend_t *b, int fd, apr_interval_time_t timeout,
+                      apr_size_t cap, apr_pool_t *p)
+{
+    b->fd = fd;
+    b->timeout = timeout;
+    b->buf = apr_palloc(p, cap);
+    b->cap = cap;
+    b->off = b->len = 0;
+}
+
+/* Wait for `events` on the socket; APR_TIMEUP after the timeout. */
+static apr_status_t wait_for(lem_backend_t *b, short events, short *got)
+{
+    struct pollfd pfd;
+    int ms = (int)apr_time_as_msec(b->timeout), rc;
+
+    for (;;) {
+        pfd.fd = b->fd;
+        pfd.events = events;
+        pfd.revents = 0;
+        rc = poll(&pfd, 1, ms);
+        if (rc > 0) {
+            *got = pfd.revents;
+            return APR_SUCCESS;
+        }
+        if (rc == 0) {
+            return APR_TIMEUP;
+        }
+        if (errno != EINTR) {
+            return errno;
+        }
+    }
+}
+
+apr_status_t lem_backend_commit(lem_backend_t *b)
+{
+    while (b->off) {
+        ssize_t n = recv(b->fd, b->buf, b->off, MSG_DONTWAIT);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            /* the bytes were peeked, so they are there to take */
+            return n == 0 ? APR_EOF : errno;
+        }
+        b->off -= (apr_size_t)n;
+    }
+    b->len = 0;
+    return APR_SUCCESS;
+}
+
+apr_status_t lem_backend_fill(lem_backend_t *b)
+{
+    apr_status_t rv = lem_backend_commit(b);
+    short got;
+    ssize_t n;
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    for (;;) {
+        n = recv(b->fd, b->buf, b->cap, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) {
+            b->len = (apr_size_t)n;
+            return APR_SUCCESS;
+        }
+        if (n == 0) {
+            return APR_EOF;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            return errno;
+        }
+        rv = wait_for(b, POLLIN, &got);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+}
+
+int lem_backend_readable(lem_backend_t *b)
+{
+    struct pollfd pfd = { b->fd, POLLIN, 0 };
+
+    return poll(&pfd, 1, 0) > 0;
+}
+
+apr_status_t lem_backend_write(lem_backend_t *b, const char *data,
+                               apr_size_t len, lem_backend_drain_fn *drain,
+                               void *ctx)
+{
+    apr_status_t rv;
+    short got;
+
+    while (len) {
+        ssize_t n = send(b->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        if (n > 0) {
+            data += n;
+            len -= (apr_size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            return errno == EPIPE || errno == ECONNRESET ? APR_EOF : errno;
+        }
+
+        /* full: listen to the backend while it works through its input */
+        rv = wait_for(b, drain ? POLLOUT | POLLIN : POLLOUT, &got);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if ((got & POLLIN) && drain && (rv = drain(ctx)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+void lem_backend_close(lem_backend_t *b)
+{
+    if (b->fd >= 0) {
+        close(b->fd);
+        b->fd = -1;
+    }
+}

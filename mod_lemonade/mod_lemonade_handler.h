@@ -1,0 +1,33 @@
+/* Licensed under the Apache License, Version 2.0; see LICENSE and NOTICE. */
+
+#ifndef MOD_LEMONADE_HANDLER_H
+#define MOD_LEMONADE_HANDLER_H
+
+/*
+ * The `lemonade` handler: draft-maes-lemonade-http-binding-04, 2.1.1,
+ * in-response mode.
+ *
+ *   POST, Content-Type: application/vnd.lemonade     OPTIONS: a probe
+ *   body: tagged commands, CRLF ended                 other methods: 405
+ *
+ * A request is served in five steps:
+ *   1. the method and media type are checked;
+ *   2. the whole batch is read and every command checked (7-bit text,
+ *      well-formed tags and literals, the limits) before a byte of it goes
+ *      to the backend: bad input is a 400 or 413 and the session is
+ *      untouched;
+ *   3. the session named by the cookie is borrowed from the keeper, or a
+ *      new one is opened (502/504 when the backend cannot be reached);
+ *   4. the commands are relayed in order, pipelined, waiting only where
+ *      IMAP demands it (a synchronizing literal, AUTHENTICATE), and every
+ *      response is gathered;
+ *   5. the answer goes out: text/plain, 200 when every tagged response is
+ *      OK, 500 when one is NO or BAD.
+ */
+
+#include <httpd.h>
+
+/* The handler, for ap_hook_handler(). */
+int lem_handler(request_rec *r);
+
+#endif /* MOD_LEMONADE_HANDLER_H */

@@ -1,0 +1,119 @@
+/* Licensed under the Apache License, Version 2.0; see LICENSE and NOTICE. */
+
+#ifndef MOD_LEMONADE_SESSION_H
+#define MOD_LEMONADE_SESSION_H
+
+/*
+ * The session table: one slot per session, in anonymous APR shared memory
+ * created by the parent before any child or the keeper is forked, so every
+ * Apache process sees the same table. A global mutex guards every access.
+ *
+ *   offset 0  +-------------------------------------------+
+ *             | lem_table_hdr_t: magic, nslots, counters  |
+ *             +-------------------------------------------+
+ *             | lem_slot_t [0]   state, id, proto, times, |
+ *             |                  client address, counts   |
+ *             | lem_slot_t [1]                            |
+ *             | ...                                       |
+ *             | lem_slot_t [nslots - 1]                   |
+ *             +-------------------------------------------+
+ *
+ * A slot holds what a session is, never its connection: a socket cannot
+ * live in shared memory, so the backend connection of slot N is held by
+ * the keeper process (mod_lemonade_keeper.h) under the same N.
+ *
+ * Slot life:  FREE --reserve--> OPENING --open--> OPEN --release--> FREE
+ * A child reserves a slot and connects to the backend; once the keeper has
+ * adopted the connection the slot is OPEN. The keeper frees the slots it
+ * closes (idle, backend gone) and any OPENING slot whose child died.
+ */
+
+#include <httpd.h>
+#include <apr_global_mutex.h>
+#include <apr_shm.h>
+
+#include "lem_id.h"
+#include "mod_lemonade_config.h"
+
+#define LEM_TABLE_MAGIC  0x4c454d31u  /* "LEM1" */
+
+typedef enum {
+    LEM_SLOT_FREE = 0,
+    LEM_SLOT_OPENING,      /* reserved; the backend is being reached */
+    LEM_SLOT_OPEN          /* the keeper holds the backend connection */
+} lem_slot_state_t;
+
+typedef struct {
+    apr_uint32_t        state;         /* lem_slot_state_t */
+    apr_uint32_t        proto;         /* lem_proto_t */
+    unsigned char       id[LEM_ID_BYTES];
+    apr_time_t          created;
+    apr_time_t          last_used;     /* end of the last request */
+    apr_interval_time_t idle_timeout;  /* from the Location that made it */
+    apr_uint32_t        requests;      /* served so far */
+    char                client_ip[48]; /* who opened it */
+} lem_slot_t;
+
+typedef struct {
+    apr_uint32_t magic;
+    apr_uint32_t nslots;
+    apr_uint32_t in_use;           /* slots not FREE */
+    apr_uint32_t pad;
+    apr_uint64_t opened;           /* sessions ever opened */
+    apr_uint64_t closed;           /* sessions ever closed */
+} lem_table_hdr_t;
+
+typedef struct lem_table_t lem_table_t;
+
+/* pre_config, every generation: make the "lemonade-table" mutex type
+ * known to the Mutex directive. */
+apr_status_t lem_table_register(apr_pool_t *pconf);
+
+/* Parent, once per Apache lifetime: create the table in `pool` (the
+ * process pool, so it survives restarts). */
+apr_status_t lem_table_create(lem_table_t **table, int nslots,
+                              server_rec *s, apr_pool_t *pool);
+
+/* Every process forked from the parent, before its first use. */
+apr_status_t lem_table_child_init(lem_table_t *table, apr_pool_t *p);
+
+/* Mark every slot FREE (a new keeper holds no connection). */
+void lem_table_reset(lem_table_t *table);
+
+int lem_table_slots(const lem_table_t *table);
+
+/*
+ * Take a FREE slot for a new session and give it a fresh id.
+ * APR_ENOSPC when the table is full, APR_EGENERAL when no random id could
+ * be made.
+ */
+apr_status_t lem_session_reserve(lem_table_t *table, lem_proto_t proto,
+                                 const char *client_ip,
+                                 apr_interval_time_t idle_timeout,
+                                 lem_id_t *id);
+
+/* OPENING -> OPEN, once the keeper has the connection. */
+void lem_session_opened(lem_table_t *table, const lem_id_t *id);
+
+/*
+ * Look up a session named by a client: APR_SUCCESS when `id` is an OPEN
+ * slot of protocol `proto` whose idle time has not run out, APR_NOTFOUND
+ * otherwise (unknown, expired, other protocol or forged).
+ */
+apr_status_t lem_session_find(lem_table_t *table, const lem_id_t *id,
+                              lem_proto_t proto);
+
+/* Note the end of a request on the session. */
+void lem_session_touch(lem_table_t *table, const lem_id_t *id);
+
+/* Free the slot if it still belongs to `id`. */
+void lem_session_release(lem_table_t *table, const lem_id_t *id);
+
+/*
+ * For the keeper's sweep: copy slot `n` out under the lock. Returns
+ * the slot's state.
+ */
+lem_slot_state_t lem_table_peek(lem_table_t *table, apr_uint32_t n,
+                                lem_slot_t *copy);
+
+#endif /* MOD_LEMONADE_SESSION_H */
