@@ -616,7 +616,7 @@ static void keeper_maint(int reason, void *data, apr_wait_t status)
 
 static apr_status_t spawn(keeper_proc_t *kp)
 {
-    apr_proc_t *proc = apr_pcalloc(kp->pool, sizeof(*proc));
+    apr_proc_t *proc = apr_pcalloc(kp->pconf, sizeof(*proc));
     pid_t parent = getpid();
     apr_status_t rv;
 
@@ -706,6 +706,7 @@ apr_status_t lem_keeper_start(server_rec *s, apr_pool_t *pconf,
                               apr_pool_t *ptemp)
 {
     keeper_proc_t *kp = NULL;
+    apr_proc_t *proc;
     apr_status_t rv;
 
     (void)ptemp;
@@ -725,9 +726,9 @@ apr_status_t lem_keeper_start(server_rec *s, apr_pool_t *pconf,
     }
 
     /* a restart unregistered it with the old pool: watch it again */
-    apr_proc_t proc = { 0 };
-    proc.pid = kp->pid;
-    apr_proc_other_child_register(&proc, keeper_maint, kp, NULL, pconf);
+    proc = apr_pcalloc(pconf, sizeof(*proc));
+    proc->pid = kp->pid;
+    apr_proc_other_child_register(proc, keeper_maint, kp, NULL, pconf);
     return APR_SUCCESS;
 }
 
