@@ -337,11 +337,37 @@ static const char *cmd_head(lem_cmd_parser_t *p, const char *s,
     return NULL;
 }
 
+/* A line that answers a continuation request: text, nothing more. */
+static lem_imap_ev_t cmd_raw_line(lem_cmd_parser_t *p,
+                                  lem_imap_piece_t *piece)
+{
+    lem_literal_t kind;
+    apr_uint64_t len;
+
+    lit_end(&p->lit, &kind, &len);
+    p->raw_line = 0;
+    p->in_quote = p->escaped = 0;
+    p->literal = LEM_LITERAL_NONE;
+    p->literal_len = 0;
+    p->tag[0] = p->name[0] = '\0';
+
+    piece->data = p->line;
+    piece->len = p->len;
+    piece->first = piece->line_end = piece->last = 1;
+    p->len = 0;
+    p->state = CMD_LINE;
+    return LEM_IMAP_TEXT;
+}
+
 /* A segment ended in CRLF: judge it and hand it out whole. */
 static lem_imap_ev_t cmd_segment(lem_cmd_parser_t *p,
                                  lem_imap_piece_t *piece)
 {
     const char *msg = NULL;
+
+    if (p->raw_line) {
+        return cmd_raw_line(p, piece);
+    }
 
     /* 1. the first segment of a command carries tag and name */
     if (p->seg_first) {
@@ -463,6 +489,13 @@ lem_imap_ev_t lem_cmd_next(lem_cmd_parser_t *p, const char *in,
 int lem_cmd_at_boundary(const lem_cmd_parser_t *p)
 {
     return p->state == CMD_LINE && p->seg_first && p->len == 0;
+}
+
+void lem_cmd_expect_line(lem_cmd_parser_t *p)
+{
+    if (lem_cmd_at_boundary(p)) {
+        p->raw_line = 1;
+    }
 }
 
 /* ------------------------------------------------------------------ */

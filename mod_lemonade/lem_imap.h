@@ -115,6 +115,7 @@ typedef struct {
     int           in_quote;      /* inside a quoted string */
     int           escaped;       /* after a backslash inside one */
     int           seg_first;     /* the segment being read starts a command */
+    int           raw_line;      /* the next line answers a continuation */
     lem_imap_lit_scan_t lit;     /* marker at the end of the segment */
 } lem_cmd_parser_t;
 
@@ -134,6 +135,16 @@ lem_imap_ev_t lem_cmd_next(lem_cmd_parser_t *p, const char *in,
 
 /* Non-zero when the stream read so far ends exactly after a command. */
 int lem_cmd_at_boundary(const lem_cmd_parser_t *p);
+
+/*
+ * RFC 3501, 7.5 and 6.2.2, RFC 2177: after a continuation request the
+ * client's next line answers it (a SASL response, or IDLE's "DONE") and
+ * is no command: it has no tag, no name and no literal. Call at a
+ * boundary; the next line is checked as text only (7-bit, no NUL, CRLF)
+ * and returned as one TEXT piece with first and last set and an empty
+ * tag and name. It does not count in `commands`.
+ */
+void lem_cmd_expect_line(lem_cmd_parser_t *p);
 
 /* ------------------------------------------------------------------ */
 /* Responses, server to client                                         */

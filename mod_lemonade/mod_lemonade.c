@@ -14,6 +14,7 @@
 
 #include "mod_lemonade.h"
 #include "mod_lemonade_config.h"
+#include "mod_lemonade_filter.h"
 #include "mod_lemonade_handler.h"
 #include "mod_lemonade_keeper.h"
 
@@ -56,6 +57,8 @@ static void lem_register_hooks(apr_pool_t *p)
     ap_hook_post_config(lem_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(lem_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(lem_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_register_output_filter(LEM_PUSH_FILTER, lem_push_filter, NULL,
+                              AP_FTYPE_RESOURCE);
 }
 
 AP_DECLARE_MODULE(lemonade) = {

@@ -10,6 +10,7 @@
 
 #include <apr_portable.h>
 
+#include "lem_imap.h"
 #include "mod_lemonade_backend.h"
 
 apr_status_t lem_backend_connect(const char *host, apr_port_t port,
@@ -60,6 +61,7 @@ void lem_backend_init(lem_backend_t *b, int fd, apr_interval_time_t timeout,
                       apr_size_t cap, apr_pool_t *p)
 {
     b->fd = fd;
+    b->own = 0;
     b->timeout = timeout;
     b->buf = apr_palloc(p, cap);
     b->cap = cap;
@@ -92,6 +94,9 @@ static apr_status_t wait_for(lem_backend_t *b, short events, short *got)
 
 apr_status_t lem_backend_commit(lem_backend_t *b)
 {
+    if (b->own) {
+        b->off = b->len = 0;
+    }
     while (b->off) {
         ssize_t n = recv(b->fd, b->buf, b->off, MSG_DONTWAIT);
 
@@ -118,7 +123,8 @@ apr_status_t lem_backend_fill(lem_backend_t *b)
         return rv;
     }
     for (;;) {
-        n = recv(b->fd, b->buf, b->cap, MSG_PEEK | MSG_DONTWAIT);
+        n = recv(b->fd, b->buf, b->cap, (b->own ? 0 : MSG_PEEK)
+                                        | MSG_DONTWAIT);
         if (n > 0) {
             b->len = (apr_size_t)n;
             return APR_SUCCESS;
@@ -178,6 +184,43 @@ apr_status_t lem_backend_write(lem_backend_t *b, const char *data,
         }
     }
     return APR_SUCCESS;
+}
+
+apr_status_t lem_backend_greeting(lem_backend_t *b, int *status, char *out,
+                                  apr_size_t cap, apr_size_t *len)
+{
+    lem_resp_parser_t rp;
+    lem_imap_piece_t piece;
+    apr_size_t used;
+    apr_status_t rv;
+
+    *len = 0;
+    lem_resp_init(&rp);
+    for (;;) {
+        lem_imap_ev_t ev;
+
+        if (b->off == b->len && (rv = lem_backend_fill(b)) != APR_SUCCESS) {
+            return rv;
+        }
+        ev = lem_resp_next(&rp, b->buf + b->off, b->len - b->off, &used,
+                           &piece);
+        b->off += used;
+        if (ev == LEM_IMAP_ERROR || (ev != LEM_IMAP_NEED_MORE && piece.first
+                                     && rp.kind != LEM_RESP_UNTAGGED)) {
+            return APR_EGENERAL;
+        }
+        if (ev == LEM_IMAP_NEED_MORE) {
+            continue;
+        }
+        if (*len + piece.len <= cap) {
+            memcpy(out + *len, piece.data, piece.len);
+            *len += piece.len;
+        }
+        if (piece.last) {
+            *status = rp.status;
+            return lem_backend_commit(b);
+        }
+    }
 }
 
 void lem_backend_close(lem_backend_t *b)

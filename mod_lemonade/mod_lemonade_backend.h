@@ -22,6 +22,7 @@
 
 typedef struct {
     int                 fd;
+    int                 own;      /* nobody reads after us: no peeking */
     apr_interval_time_t timeout;  /* for each wait on the backend */
     char               *buf;
     apr_size_t          cap;
@@ -65,6 +66,15 @@ typedef apr_status_t lem_backend_drain_fn(void *ctx);
 apr_status_t lem_backend_write(lem_backend_t *b, const char *data,
                                apr_size_t len, lem_backend_drain_fn *drain,
                                void *ctx);
+
+/*
+ * RFC 3501, 7.1: read the greeting ("* OK", "* PREAUTH" or "* BYE") into
+ * `out` (at most `cap` bytes, the rest dropped) and consume it. Returns
+ * APR_SUCCESS with `*status`; APR_EOF, APR_TIMEUP, or APR_EGENERAL for a
+ * greeting that is not one.
+ */
+apr_status_t lem_backend_greeting(lem_backend_t *b, int *status, char *out,
+                                  apr_size_t cap, apr_size_t *len);
 
 /* Close our copy of the socket. */
 void lem_backend_close(lem_backend_t *b);

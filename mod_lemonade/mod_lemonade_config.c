@@ -16,6 +16,7 @@
 #define DEF_BACKEND_TIMEOUT  apr_time_from_sec(30)
 #define DEF_IDLE_TIMEOUT     apr_time_from_sec(25 * 60) /* < IMAP's 30 min */
 #define DEF_SESSION_WAIT     apr_time_from_sec(10)
+#define DEF_HEARTBEAT        apr_time_from_sec(55)  /* < proxies' 60 s */
 #define DEF_COOKIE_NAME      "lemonade_session"
 #define DEF_MAX_BODY         ((apr_off_t)64 * 1024 * 1024)
 #define DEF_MAX_LINE         ((apr_size_t)64 * 1024)
@@ -33,6 +34,7 @@ void *lem_dir_conf_create(apr_pool_t *p, char *dir)
     conf->backend_timeout = UNSET;
     conf->idle_timeout = UNSET;
     conf->session_wait = UNSET;
+    conf->heartbeat = UNSET;
     conf->max_body = UNSET;
     conf->max_line = 0;
     conf->max_literal = UNSET;
@@ -57,6 +59,7 @@ void *lem_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     PICK(backend_timeout, UNSET);
     PICK(idle_timeout, UNSET);
     PICK(session_wait, UNSET);
+    PICK(heartbeat, UNSET);
     PICK(cookie_name, NULL);
     PICK(max_body, UNSET);
     PICK(max_line, 0);
@@ -89,6 +92,7 @@ const lem_dir_conf_t *lem_dir_conf(const request_rec *r)
     DEFAULT(backend_timeout, UNSET, DEF_BACKEND_TIMEOUT);
     DEFAULT(idle_timeout, UNSET, DEF_IDLE_TIMEOUT);
     DEFAULT(session_wait, UNSET, DEF_SESSION_WAIT);
+    DEFAULT(heartbeat, UNSET, DEF_HEARTBEAT);
     DEFAULT(cookie_name, NULL, DEF_COOKIE_NAME);
     DEFAULT(max_body, UNSET, DEF_MAX_BODY);
     DEFAULT(max_line, 0, DEF_MAX_LINE);
@@ -297,6 +301,10 @@ const command_rec lem_cmds[] = {
         DIR_OFFSET(session_wait), ACCESS_CONF,
         "how long a request waits for its session while another request "
         "uses it (default 10s)"),
+    AP_INIT_TAKE1("LemonadeHeartbeat", set_interval,
+        DIR_OFFSET(heartbeat), ACCESS_CONF,
+        "how long IDLE in an in-response batch (a long poll) waits for "
+        "news before it is answered anyway (default 55s)"),
     AP_INIT_TAKE1("LemonadeSessionCookie", set_cookie, NULL, ACCESS_CONF,
         "the name of the session cookie (default lemonade_session)"),
     AP_INIT_TAKE1("LemonadeMaxRequestBody", set_off,

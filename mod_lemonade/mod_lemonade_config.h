@@ -31,6 +31,7 @@ typedef struct {
     apr_interval_time_t backend_timeout;  /* connect, and each read */
     apr_interval_time_t idle_timeout;     /* a session nobody uses */
     apr_interval_time_t session_wait;     /* for a session in use */
+    apr_interval_time_t heartbeat;        /* longest long poll */
     const char         *cookie_name;
     apr_off_t           max_body;         /* request body, bytes */
     apr_size_t          max_line;         /* one command line, bytes */

@@ -18,6 +18,7 @@
 #include "mod_lemonade_backend.h"
 #include "mod_lemonade_config.h"
 #include "mod_lemonade_handler.h"
+#include "mod_lemonade_inband.h"
 #include "mod_lemonade_keeper.h"
 
 APLOG_USE_MODULE(lemonade);
@@ -64,6 +65,8 @@ typedef struct {
     const char           *cur_tag;    /* of the command being sent */
     int                   any_failed; /* a NO or BAD came back */
     int                   saw_bye;
+    int                   notices;    /* untagged data seen (long poll) */
+    apr_time_t            deadline;   /* of a long poll, or 0 */
     apr_status_t          be_error;   /* the backend failed: EOF, TIMEUP */
 } lem_batch_t;
 
@@ -73,7 +76,7 @@ typedef struct {
 
 /* draft 3: "Cache-Control ... no-cache, no-store, must-revalidate" and
  * "Pragma: no-cache" for HTTP/1.0 caches, on every answer. */
-static void set_no_cache(request_rec *r)
+void lem_set_no_cache(request_rec *r)
 {
     apr_table_setn(r->err_headers_out, "Cache-Control",
                    "no-cache, no-store, must-revalidate");
@@ -82,7 +85,7 @@ static void set_no_cache(request_rec *r)
 
 /* A one-line text/plain answer with `status`, sent as our own body rather
  * than an HTML error page. Returns DONE: the answer is made. */
-static int answer_line(request_rec *r, int status, const char *text)
+int lem_answer_line(request_rec *r, int status, const char *text)
 {
     r->status = status;
     ap_set_content_type(r, "text/plain");
@@ -116,7 +119,11 @@ static int answer_options(lem_batch_t *b)
     apr_table_setn(r->headers_out, "Allow", LEM_ALLOW);
     apr_table_setn(r->headers_out, "Lemonade-Protocol",
                    lem_proto_name(b->conf->proto));
-    apr_table_setn(r->headers_out, "Lemonade-Modes", "in-response");
+    apr_table_setn(r->headers_out, "Lemonade-Modes",
+                   "in-response, in-band, long-poll");
+    apr_table_setn(r->headers_out, "Lemonade-Heartbeat", apr_psprintf(
+                   r->pool, "%" APR_TIME_T_FMT,
+                   apr_time_sec(b->conf->heartbeat)));
     r->status = HTTP_NO_CONTENT;
     return DONE;
 }
@@ -154,13 +161,13 @@ static int check_request(lem_batch_t *b)
     if (r->method_number != M_POST) {
         ap_discard_request_body(r);
         apr_table_setn(r->err_headers_out, "Allow", LEM_ALLOW);
-        return answer_line(r, HTTP_METHOD_NOT_ALLOWED, apr_psprintf(
+        return lem_answer_line(r, HTTP_METHOD_NOT_ALLOWED, apr_psprintf(
                            r->pool, "%s is not served here: use POST with "
                            "Content-Type: " LEM_MEDIA_TYPE, r->method));
     }
     if (!is_lemonade_type(apr_table_get(r->headers_in, "Content-Type"))) {
         ap_discard_request_body(r);
-        return answer_line(r, HTTP_UNSUPPORTED_MEDIA_TYPE,
+        return lem_answer_line(r, HTTP_UNSUPPORTED_MEDIA_TYPE,
                            "the body must be of type " LEM_MEDIA_TYPE);
     }
     if (b->conf->proto != LEM_PROTO_IMAP) {
@@ -168,7 +175,7 @@ static int check_request(lem_batch_t *b)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, LEMLOGNO(0301)
                       "%s: SetHandler lemonade without an imap:// "
                       "LemonadeBackend", b->conf->location);
-        return answer_line(r, HTTP_INTERNAL_SERVER_ERROR,
+        return lem_answer_line(r, HTTP_INTERNAL_SERVER_ERROR,
                            "this location has no IMAP LemonadeBackend");
     }
     return OK;
@@ -188,7 +195,7 @@ static int refuse_batch(lem_batch_t *b, int status, unsigned cmd,
     if (status == HTTP_REQUEST_ENTITY_TOO_LARGE) {
         r->connection->keepalive = AP_CONN_CLOSE;
     }
-    return answer_line(r, status, apr_psprintf(r->pool, "command %u: %s",
+    return lem_answer_line(r, status, apr_psprintf(r->pool, "command %u: %s",
                                                cmd, why));
 }
 
@@ -304,7 +311,7 @@ static int keeper_down(lem_batch_t *b, apr_status_t rv)
                   "session keeper at %s does not answer",
                   lem_state.socket_path);
     apr_table_setn(b->r->err_headers_out, "Retry-After", "5");
-    return answer_line(b->r, HTTP_SERVICE_UNAVAILABLE,
+    return lem_answer_line(b->r, HTTP_SERVICE_UNAVAILABLE,
                        "the session keeper is not available");
 }
 
@@ -339,7 +346,7 @@ static int borrow_session(lem_batch_t *b)
                       "%" APR_TIME_T_FMT "s", b->id.slot,
                       apr_time_sec(b->conf->session_wait));
         apr_table_setn(b->r->err_headers_out, "Retry-After", "1");
-        return answer_line(b->r, HTTP_SERVICE_UNAVAILABLE,
+        return lem_answer_line(b->r, HTTP_SERVICE_UNAVAILABLE,
                            "the session is busy with another request");
     }
     if (rv != APR_SUCCESS) {
@@ -359,7 +366,7 @@ static int backend_unreachable(lem_batch_t *b, apr_status_t rv,
 
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, b->r, LEMLOGNO(0312)
                   "backend %s: %s", conf->backend_url, what);
-    return answer_line(b->r, rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT
+    return lem_answer_line(b->r, rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT
                                               : HTTP_BAD_GATEWAY,
                        apr_psprintf(b->r->pool, "the IMAP server %s:%u %s",
                                     conf->backend_host,
@@ -369,42 +376,25 @@ static int backend_unreachable(lem_batch_t *b, apr_status_t rv,
 /* Read the backend's greeting: "* OK" or "* PREAUTH" opens a session. */
 static int read_greeting(lem_batch_t *b)
 {
-    lem_imap_piece_t piece;
-    apr_size_t used;
-    int first = 1;
+    char text[512];
+    apr_size_t len;
+    int status;
+    apr_status_t rv = lem_backend_greeting(&b->be, &status, text,
+                                           sizeof(text), &len);
 
-    lem_resp_init(&b->resp);
-    for (;;) {
-        apr_status_t rv;
-        lem_imap_ev_t ev;
-
-        if (b->be.off == b->be.len
-            && (rv = lem_backend_fill(&b->be)) != APR_SUCCESS) {
-            return backend_unreachable(b, rv, rv == APR_TIMEUP
-                                       ? "sent no greeting in time"
-                                       : "closed before its greeting");
-        }
-        ev = lem_resp_next(&b->resp, b->be.buf + b->be.off,
-                           b->be.len - b->be.off, &used, &piece);
-        b->be.off += used;
-        if (ev == LEM_IMAP_ERROR) {
-            return backend_unreachable(b, APR_EGENERAL,
-                                       "sent a malformed greeting");
-        }
-        if (ev != LEM_IMAP_NEED_MORE && first) {
-            first = 0;
-            if (b->resp.kind != LEM_RESP_UNTAGGED
-                || (b->resp.status != LEM_STATUS_OK
-                    && b->resp.status != LEM_STATUS_PREAUTH)) {
-                return backend_unreachable(b, APR_EGENERAL,
-                                           "refused the connection");
-            }
-        }
-        if (ev != LEM_IMAP_NEED_MORE && piece.last) {
-            return lem_backend_commit(&b->be) == APR_SUCCESS ? OK
-                 : backend_unreachable(b, APR_EGENERAL, "failed");
-        }
+    if (rv == APR_TIMEUP || rv == APR_EOF) {
+        return backend_unreachable(b, rv, rv == APR_TIMEUP
+                                   ? "sent no greeting in time"
+                                   : "closed before its greeting");
     }
+    if (rv != APR_SUCCESS) {
+        return backend_unreachable(b, rv, "sent a malformed greeting");
+    }
+    if (status != LEM_STATUS_OK && status != LEM_STATUS_PREAUTH) {
+        return backend_unreachable(b, APR_EGENERAL,
+                                   "refused the connection");
+    }
+    return OK;
 }
 
 static int open_session(lem_batch_t *b)
@@ -420,7 +410,7 @@ static int open_session(lem_batch_t *b)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, LEMLOGNO(0313)
                       "no session slot free (LemonadeMaxSessions)");
         apr_table_setn(r->err_headers_out, "Retry-After", "30");
-        return answer_line(r, HTTP_SERVICE_UNAVAILABLE,
+        return lem_answer_line(r, HTTP_SERVICE_UNAVAILABLE,
                            "too many sessions; try again later");
     }
 
@@ -537,6 +527,11 @@ static void on_response_head(lem_batch_t *b)
         if (b->resp.status == LEM_STATUS_BYE) {
             b->saw_bye = 1;
         }
+        /* "* 4 EXISTS", "* 2 EXPUNGE", ... is news; "* OK Still here"
+         * is only a keepalive */
+        if (b->resp.status == LEM_STATUS_NONE) {
+            b->notices++;
+        }
         break;
     }
 }
@@ -545,6 +540,7 @@ typedef enum {
     UNTIL_CONTINUATION,   /* "+" or the command's tagged refusal */
     UNTIL_COMMAND_DONE,   /* the current command is answered */
     UNTIL_ALL_DONE,       /* every command sent is answered */
+    UNTIL_NOTICE,         /* news from the server, or the deadline */
     UNTIL_DRAINED         /* what can be read without waiting */
 } lem_until_t;
 
@@ -557,6 +553,8 @@ static int reached(lem_batch_t *b, lem_until_t until)
         return !b->cur_tag || !pending_of(b, b->cur_tag);
     case UNTIL_ALL_DONE:
         return b->outstanding == 0;
+    case UNTIL_NOTICE:
+        return b->notices > 0 || apr_time_now() >= b->deadline;
     default:
         return 0;
     }
@@ -564,6 +562,28 @@ static int reached(lem_batch_t *b, lem_until_t until)
 
 static apr_status_t send_backend(lem_batch_t *b, const char *data,
                                  apr_size_t len);
+
+/* Wait for the backend; a long poll waits no longer than its deadline,
+ * and its end at a response boundary is no failure. */
+static apr_status_t fill(lem_batch_t *b, lem_until_t until)
+{
+    apr_interval_time_t saved = b->be.timeout;
+    apr_status_t rv;
+
+    if (until != UNTIL_NOTICE) {
+        return lem_backend_fill(&b->be);
+    }
+    b->be.timeout = b->deadline - apr_time_now();
+    if (b->be.timeout < 0) {
+        b->be.timeout = 0;
+    }
+    rv = lem_backend_fill(&b->be);
+    b->be.timeout = saved;
+    if (rv == APR_TIMEUP && lem_resp_at_boundary(&b->resp)) {
+        rv = APR_SUCCESS;       /* reached() now holds */
+    }
+    return rv;
+}
 
 /*
  * Read responses into the answer until `until` holds at a response
@@ -596,7 +616,7 @@ static apr_status_t pump(lem_batch_t *b, lem_until_t until)
             if (until == UNTIL_DRAINED && !lem_backend_readable(&b->be)) {
                 return APR_SUCCESS;
             }
-            if ((rv = lem_backend_fill(&b->be)) != APR_SUCCESS) {
+            if ((rv = fill(b, until)) != APR_SUCCESS) {
                 return rv;
             }
         }
@@ -650,10 +670,6 @@ static const char *refusal(const lem_cmd_parser_t *cp,
 {
     const char *name = cp->name;
 
-    if (!strcmp(name, "IDLE")) {
-        return "IDLE needs in-band mode (draft 2.1.1: not in in-response "
-               "mode)";
-    }
     if (!strcmp(name, "STARTTLS")) {
         return "STARTTLS is not relayed: use HTTPS to protect the session";
     }
@@ -719,6 +735,39 @@ static apr_status_t send_sync_line(lem_batch_t *b,
     return rv;
 }
 
+/*
+ * IDLE in a batch is a long poll (an extension of draft 2.1.1, which has
+ * no IDLE in this mode): the request is held until the server has news or
+ * LemonadeHeartbeat passes, then the gateway ends the IDLE itself. The
+ * client reads the news and posts IDLE again.
+ */
+static apr_status_t long_poll(lem_batch_t *b, const lem_imap_piece_t *piece)
+{
+    apr_status_t rv;
+
+    /* 1. IDLE, and the server's go-ahead (RFC 2177) */
+    rv = send_sync_line(b, piece);
+    if (rv != APR_SUCCESS || b->skipping) {
+        b->skipping = 0;
+        return rv;
+    }
+
+    /* 2. hold the request until something happens */
+    b->notices = 0;
+    b->deadline = apr_time_now() + b->conf->heartbeat;
+    rv = pump(b, UNTIL_NOTICE);
+    b->deadline = 0;
+
+    /* 3. "DONE", and the tagged OK */
+    if (rv == APR_SUCCESS) {
+        rv = send_backend(b, "DONE\r\n", 6);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = pump(b, UNTIL_COMMAND_DONE);
+    }
+    return rv;
+}
+
 static apr_status_t relay_event(lem_batch_t *b, const lem_cmd_parser_t *cp,
                                 lem_imap_ev_t ev,
                                 const lem_imap_piece_t *piece)
@@ -736,6 +785,9 @@ static apr_status_t relay_event(lem_batch_t *b, const lem_cmd_parser_t *cp,
     }
     if (cp->literal == LEM_LITERAL_SYNC && piece->line_end && !piece->last) {
         return send_sync_line(b, piece);
+    }
+    if (piece->first && piece->last && !strcmp(cp->name, "IDLE")) {
+        return long_poll(b, piece);
     }
     rv = send_backend(b, piece->data, piece->len);
     if (rv == APR_SUCCESS && piece->last
@@ -899,6 +951,13 @@ static int send_answer(lem_batch_t *b)
 
 /* ------------------------------------------------------------------ */
 
+static int is_chunked(request_rec *r)
+{
+    const char *te = apr_table_get(r->headers_in, "Transfer-Encoding");
+
+    return te && ap_find_last_token(r->pool, te, "chunked");
+}
+
 static lem_batch_t *batch_new(request_rec *r)
 {
     lem_batch_t *b = apr_pcalloc(r->pool, sizeof(*b));
@@ -923,10 +982,16 @@ int lem_handler(request_rec *r)
         return DECLINED;
     }
     b = batch_new(r);
-    set_no_cache(r);
+    lem_set_no_cache(r);
 
     /* 1. the method and the media type */
     if ((rc = check_request(b)) != OK) {
+        return rc == DONE ? OK : rc;
+    }
+
+    /* draft 2.1.2: a chunked POST is an in-band session */
+    if (is_chunked(r)) {
+        rc = lem_inband_serve(r, b->conf);
         return rc == DONE ? OK : rc;
     }
 

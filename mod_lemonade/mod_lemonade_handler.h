@@ -30,4 +30,12 @@
 /* The handler, for ap_hook_handler(). */
 int lem_handler(request_rec *r);
 
+/* draft 3: Cache-Control no-cache, no-store, must-revalidate and Pragma
+ * no-cache, on every answer of every mode. */
+void lem_set_no_cache(request_rec *r);
+
+/* A one-line text/plain answer with `status`, sent as our own body rather
+ * than an HTML error page. Returns DONE. */
+int lem_answer_line(request_rec *r, int status, const char *text);
+
 #endif /* MOD_LEMONADE_HANDLER_H */

@@ -1206,6 +1206,81 @@ START_TEST(any_split_gives_the_same_events)
 }
 END_TEST
 
+/*
+ * RFC 2177 and RFC 3501 6.2.2: the line after a continuation request
+ * answers it. Fed one byte at a time: "DONE" is no command, what follows
+ * it is one again.
+ */
+START_TEST(line_after_a_continuation_is_no_command)
+{
+    static const char in[] = "DONE\r\na2 NOOP\r\n";
+    lem_cmd_parser_t p;
+    lem_imap_piece_t piece;
+    char line[64], got[64];
+    size_t i, n = 0, used;
+    int events = 0;
+
+    lem_cmd_init(&p, line, sizeof(line), 100);
+    lem_cmd_expect_line(&p);
+    for (i = 0; i < sizeof(in) - 1; i++) {
+        lem_imap_ev_t ev = lem_cmd_next(&p, in + i, 1, &used, &piece);
+
+        ck_assert_uint_eq(used, 1);
+        if (ev == LEM_IMAP_NEED_MORE) {
+            continue;
+        }
+        ck_assert_int_eq(ev, LEM_IMAP_TEXT);
+        ck_assert(piece.first && piece.last && piece.line_end);
+        memcpy(got + n, piece.data, piece.len);
+        n += piece.len;
+        if (++events == 1) {
+            ck_assert_str_eq(p.tag, "");
+            ck_assert_uint_eq(p.commands, 0);
+            ck_assert(lem_cmd_at_boundary(&p));
+        }
+    }
+    ck_assert_int_eq(events, 2);
+    ck_assert_str_eq(p.tag, "a2");
+    ck_assert_str_eq(p.name, "NOOP");
+    ck_assert_uint_eq(p.commands, 1);
+    ck_assert_uint_eq(n, sizeof(in) - 1);
+    ck_assert(!memcmp(got, in, n));
+}
+END_TEST
+
+/* A continuation answer is text all the same: 7-bit, CRLF-ended. */
+START_TEST(line_after_a_continuation_is_still_checked)
+{
+    lem_cmd_parser_t p;
+    lem_imap_piece_t piece;
+    char line[64];
+    size_t used;
+
+    lem_cmd_init(&p, line, sizeof(line), 100);
+    lem_cmd_expect_line(&p);
+    ck_assert_int_eq(lem_cmd_next(&p, "DON\xc9\r\n", 6, &used, &piece),
+                     LEM_IMAP_ERROR);
+    ck_assert_str_eq(p.error, "8-bit byte in command text");
+}
+END_TEST
+
+/* "{5}" ending a SASL line announces nothing: there is no literal. */
+START_TEST(line_after_a_continuation_announces_no_literal)
+{
+    lem_cmd_parser_t p;
+    lem_imap_piece_t piece;
+    char line[64];
+    size_t used;
+
+    lem_cmd_init(&p, line, sizeof(line), 100);
+    lem_cmd_expect_line(&p);
+    ck_assert_int_eq(lem_cmd_next(&p, "abc{5}\r\n", 8, &used, &piece),
+                     LEM_IMAP_TEXT);
+    ck_assert_int_eq(p.literal, LEM_LITERAL_NONE);
+    ck_assert(lem_cmd_at_boundary(&p));
+}
+END_TEST
+
 Suite *lem_imap_suite(void)
 {
     Suite *s = suite_create("lem_imap");
@@ -1232,6 +1307,9 @@ Suite *lem_imap_suite(void)
     tcase_add_test(cmd, at_boundary_is_true_only_between_commands);
     tcase_add_test(cmd, complete_commands_are_counted);
     tcase_add_test(cmd, command_parser_stays_in_error);
+    tcase_add_test(cmd, line_after_a_continuation_is_no_command);
+    tcase_add_test(cmd, line_after_a_continuation_is_still_checked);
+    tcase_add_test(cmd, line_after_a_continuation_announces_no_literal);
     suite_add_tcase(s, cmd);
 
     tcase_add_loop_test(resp, responses_are_classified_by_their_head,

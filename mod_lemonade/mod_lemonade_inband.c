@@ -1,0 +1,448 @@
+/* Licensed under the Apache License, Version 2.0; see LICENSE and NOTICE. */
+
+#include <errno.h>
+#include <poll.h>
+
+#include <apr_portable.h>
+#include <apr_strings.h>
+
+#include <httpd.h>
+#include <http_connection.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "lem_imap.h"
+#include "mod_lemonade.h"
+#include "mod_lemonade_backend.h"
+#include "mod_lemonade_filter.h"
+#include "mod_lemonade_handler.h"
+#include "mod_lemonade_inband.h"
+
+APLOG_USE_MODULE(lemonade);
+
+#define LEM_READ_SIZE   (64 * 1024)
+
+/* A response longer than this goes out in several chunks, so that a
+ * large literal streams through in bounded memory. */
+#define LEM_CHUNK_MAX   (256 * 1024)
+
+/* One in-band session: one request, one IMAP connection. */
+typedef struct {
+    request_rec          *r;
+    const lem_dir_conf_t *conf;
+    int                   cfd;          /* the client's socket, to poll */
+    apr_bucket_brigade   *in;           /* read from the client */
+    apr_bucket_brigade   *out;          /* the response being gathered */
+    apr_size_t            out_len;
+    lem_cmd_parser_t      cp;
+    lem_resp_parser_t     rp;
+    lem_backend_t         be;
+
+    /* RFC 3501 7.5: while IDLE or AUTHENTICATE runs, the client's lines
+     * answer continuation requests instead of being commands */
+    char                  raw_tag[LEM_IMAP_TAG_MAX + 1];
+    int                   raw;          /* client lines are answers */
+    int                   raw_once;     /* IDLE: one line, "DONE" */
+
+    int                   outstanding;  /* commands not yet answered */
+    int                   in_tagged;    /* reading a tagged response */
+    int                   saw_bye;
+    int                   client_done;  /* its last chunk came */
+    int                   client_gone;  /* it hung up, or cannot be written */
+    int                   backend_done; /* closed, failed or malformed */
+    const char           *why;          /* the backend's end, for the BYE */
+} lem_inband_t;
+
+/* ------------------------------------------------------------------ */
+/* To the client: one chunk per response                               */
+/* ------------------------------------------------------------------ */
+
+static apr_status_t flush_out(lem_inband_t *ib)
+{
+    apr_status_t rv;
+
+    if (APR_BRIGADE_EMPTY(ib->out) || ib->client_gone) {
+        return APR_SUCCESS;
+    }
+    rv = ap_pass_brigade(ib->r->output_filters, ib->out);
+    apr_brigade_cleanup(ib->out);
+    ib->out_len = 0;
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, ib->r, LEMLOGNO(0401)
+                      "in-band: client cannot be written to; ending");
+        ib->client_gone = 1;
+    }
+    return rv;
+}
+
+static apr_status_t to_client(lem_inband_t *ib, const char *data,
+                              apr_size_t len)
+{
+    apr_brigade_write(ib->out, NULL, NULL, data, len);
+    ib->out_len += len;
+    return ib->out_len >= LEM_CHUNK_MAX ? flush_out(ib) : APR_SUCCESS;
+}
+
+/* ------------------------------------------------------------------ */
+/* From the backend                                                    */
+/* ------------------------------------------------------------------ */
+
+static void backend_ended(lem_inband_t *ib, apr_status_t rv)
+{
+    ib->backend_done = 1;
+    ib->why = rv == APR_EOF ? "the IMAP server closed the connection"
+            : rv == APR_TIMEUP ? "the IMAP server did not answer in time"
+            : "the connection to the IMAP server failed";
+    if (rv != APR_EOF || !ib->saw_bye) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ib->r, LEMLOGNO(0402)
+                      "in-band: backend %s: %s", ib->conf->backend_url,
+                      ib->why);
+    }
+}
+
+static void on_response_end(lem_inband_t *ib)
+{
+    if (!ib->in_tagged) {
+        return;
+    }
+    if (ib->outstanding > 0) {
+        ib->outstanding--;
+    }
+    if (ib->raw && !strcmp(ib->rp.tag, ib->raw_tag)) {
+        ib->raw = 0;
+    }
+}
+
+/* Pass on whatever the backend has sent, without waiting for more. */
+static apr_status_t from_backend(void *ctx)
+{
+    lem_inband_t *ib = ctx;
+    lem_imap_piece_t piece;
+    apr_size_t used;
+
+    while (!ib->backend_done) {
+        lem_imap_ev_t ev;
+        apr_status_t rv;
+
+        if (ib->be.off == ib->be.len) {
+            if (!lem_backend_readable(&ib->be)) {
+                return APR_SUCCESS;
+            }
+            if ((rv = lem_backend_fill(&ib->be)) != APR_SUCCESS) {
+                backend_ended(ib, rv);
+                break;
+            }
+        }
+        ev = lem_resp_next(&ib->rp, ib->be.buf + ib->be.off,
+                           ib->be.len - ib->be.off, &used, &piece);
+        ib->be.off += used;
+        if (ev == LEM_IMAP_ERROR) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, ib->r, LEMLOGNO(0403)
+                          "in-band: backend sent a malformed response: %s",
+                          ib->rp.error);
+            backend_ended(ib, APR_EGENERAL);
+            break;
+        }
+        if (ev == LEM_IMAP_NEED_MORE) {
+            continue;
+        }
+        if (piece.first) {
+            ib->in_tagged = ib->rp.kind == LEM_RESP_TAGGED;
+            ib->saw_bye |= ib->rp.kind == LEM_RESP_UNTAGGED
+                           && ib->rp.status == LEM_STATUS_BYE;
+        }
+        to_client(ib, piece.data, piece.len);
+        if (piece.last) {
+            on_response_end(ib);
+            /* draft 2.1.2: each response a chunk of its own, now */
+            flush_out(ib);
+        }
+    }
+    return ib->client_gone ? APR_ECONNABORTED : APR_SUCCESS;
+}
+
+/* ------------------------------------------------------------------ */
+/* From the client                                                     */
+/* ------------------------------------------------------------------ */
+
+static apr_status_t to_backend(lem_inband_t *ib, const char *data,
+                               apr_size_t len)
+{
+    apr_status_t rv = lem_backend_write(&ib->be, data, len, from_backend,
+                                        ib);
+
+    if (rv != APR_SUCCESS && !ib->backend_done && !ib->client_gone) {
+        backend_ended(ib, rv);
+    }
+    return rv;
+}
+
+/* Track what a command or answer line means for what comes next. */
+static void on_client_line(lem_inband_t *ib, const lem_imap_piece_t *piece)
+{
+    const lem_cmd_parser_t *cp = &ib->cp;
+
+    if (!piece->last) {
+        return;
+    }
+    if (!cp->tag[0]) {             /* an answer to a continuation */
+        if (ib->raw_once) {
+            ib->raw = ib->raw_once = 0;
+        }
+        return;
+    }
+    ib->outstanding++;
+    if (!strcmp(cp->name, "IDLE") || !strcmp(cp->name, "AUTHENTICATE")) {
+        apr_cpystrn(ib->raw_tag, cp->tag, sizeof(ib->raw_tag));
+        ib->raw = 1;
+        ib->raw_once = !strcmp(cp->name, "IDLE");
+    }
+}
+
+static apr_status_t bad_client(lem_inband_t *ib)
+{
+    const char *bye = apr_psprintf(ib->r->pool, "* BYE [CLIENTBUG] %s\r\n",
+                                   ib->cp.error);
+
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ib->r, LEMLOGNO(0404)
+                  "in-band: client sent a bad command: %s", ib->cp.error);
+    to_client(ib, bye, strlen(bye));
+    ib->saw_bye = 1;
+    ib->backend_done = 1;
+    return APR_EGENERAL;
+}
+
+/* Frame the client's bytes by lines and literals and send them on. */
+static apr_status_t client_bytes(lem_inband_t *ib, const char *data,
+                                 apr_size_t len)
+{
+    lem_imap_piece_t piece;
+    apr_size_t used;
+    apr_status_t rv;
+
+    while (len) {
+        lem_imap_ev_t ev;
+
+        if (ib->raw && lem_cmd_at_boundary(&ib->cp)) {
+            lem_cmd_expect_line(&ib->cp);
+        }
+        ev = lem_cmd_next(&ib->cp, data, len, &used, &piece);
+        data += used;
+        len -= used;
+        if (ev == LEM_IMAP_ERROR) {
+            return bad_client(ib);
+        }
+        if (ev == LEM_IMAP_NEED_MORE) {
+            break;
+        }
+        if ((rv = to_backend(ib, piece.data, piece.len)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (ev == LEM_IMAP_TEXT) {
+            on_client_line(ib, &piece);
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* Take all the client has sent so far; never waits. */
+static apr_status_t from_client(lem_inband_t *ib)
+{
+    while (!ib->client_done && !ib->backend_done) {
+        apr_bucket *e;
+        apr_status_t rv = ap_get_brigade(ib->r->input_filters, ib->in,
+                                         AP_MODE_READBYTES,
+                                         APR_NONBLOCK_READ, LEM_READ_SIZE);
+
+        if (APR_STATUS_IS_EAGAIN(rv)) {
+            return APR_SUCCESS;
+        }
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, ib->r, LEMLOGNO(0405)
+                          "in-band: client went away; closing its IMAP "
+                          "connection");
+            ib->client_gone = 1;
+            return rv;
+        }
+        for (e = APR_BRIGADE_FIRST(ib->in); e != APR_BRIGADE_SENTINEL(ib->in);
+             e = APR_BUCKET_NEXT(e)) {
+            const char *data;
+            apr_size_t len;
+
+            if (APR_BUCKET_IS_EOS(e)) {
+                ib->client_done = 1;
+                break;
+            }
+            rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
+            if (rv == APR_SUCCESS) {
+                rv = client_bytes(ib, data, len);
+            }
+            if (rv != APR_SUCCESS) {
+                apr_brigade_cleanup(ib->in);
+                return rv;
+            }
+        }
+        apr_brigade_cleanup(ib->in);
+    }
+    return APR_SUCCESS;
+}
+
+/* ------------------------------------------------------------------ */
+/* The session                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Wait for either side. Returns 0 on silence past the time allowed. */
+static int wait_either(lem_inband_t *ib)
+{
+    struct pollfd pfd[2];
+    apr_interval_time_t limit = ib->client_done ? ib->conf->backend_timeout
+                                                : ib->conf->idle_timeout;
+    int rc;
+
+    pfd[0].fd = ib->client_done ? -1 : ib->cfd;
+    pfd[0].events = POLLIN;
+    pfd[1].fd = ib->be.fd;
+    pfd[1].events = POLLIN;
+    do {
+        pfd[0].revents = pfd[1].revents = 0;
+        rc = poll(pfd, 2, (int)apr_time_as_msec(limit));
+    } while (rc < 0 && errno == EINTR);
+    return rc != 0;
+}
+
+static void relay(lem_inband_t *ib)
+{
+    while (!ib->client_gone && !ib->backend_done) {
+        /* 1. the client's side, as far as it has sent */
+        if (from_client(ib) != APR_SUCCESS) {
+            break;
+        }
+
+        /* 2. the server's side, as far as it has sent */
+        if (from_backend(ib) != APR_SUCCESS) {
+            break;
+        }
+
+        /* 3. the client said goodbye and has all its answers */
+        if (ib->client_done && ib->outstanding == 0) {
+            break;
+        }
+
+        /* 4. wait for either */
+        if (!wait_either(ib)) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ib->r, LEMLOGNO(0406)
+                          "in-band: silent for too long; ending");
+            ib->why = "the session was silent for too long";
+            break;
+        }
+    }
+}
+
+/* How the answer ends: a BYE when the server went, the last chunk. */
+static void finish(lem_inband_t *ib)
+{
+    if (!ib->client_gone && !ib->saw_bye && ib->why) {
+        const char *bye = apr_psprintf(ib->r->pool,
+                                       "* BYE [UNAVAILABLE] %s\r\n", ib->why);
+        to_client(ib, bye, strlen(bye));
+    }
+    lem_backend_close(&ib->be);
+    if (!ib->client_gone) {
+        APR_BRIGADE_INSERT_TAIL(ib->out, apr_bucket_eos_create(
+                                    ib->out->bucket_alloc));
+        flush_out(ib);
+    }
+    if (!ib->client_done) {
+        /* the rest of the request will not be read */
+        ib->r->connection->keepalive = AP_CONN_CLOSE;
+    }
+}
+
+static int open_backend(lem_inband_t *ib, char *greeting, apr_size_t cap,
+                        apr_size_t *len)
+{
+    request_rec *r = ib->r;
+    const lem_dir_conf_t *conf = ib->conf;
+    int fd, status = 0;
+    apr_status_t rv;
+    const char *what;
+
+    rv = lem_backend_connect(conf->backend_host, conf->backend_port,
+                             conf->backend_timeout, &fd, r->pool);
+    if (rv == APR_SUCCESS) {
+        lem_backend_init(&ib->be, fd, conf->backend_timeout, LEM_READ_SIZE,
+                         r->pool);
+        ib->be.own = 1;
+        rv = lem_backend_greeting(&ib->be, &status, greeting, cap, len);
+        if (rv != APR_SUCCESS || status == LEM_STATUS_BYE) {
+            lem_backend_close(&ib->be);
+        }
+    }
+    if (rv == APR_SUCCESS && status != LEM_STATUS_BYE) {
+        return OK;
+    }
+    what = rv == APR_TIMEUP ? "did not answer in time"
+         : rv == APR_SUCCESS ? "refused the connection"
+         : "cannot be reached";
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, LEMLOGNO(0407)
+                  "in-band: backend %s %s", conf->backend_url, what);
+    return lem_answer_line(r, rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT
+                                               : HTTP_BAD_GATEWAY,
+                           apr_psprintf(r->pool, "the IMAP server %s:%u %s",
+                                        conf->backend_host,
+                                        (unsigned)conf->backend_port, what));
+}
+
+int lem_inband_serve(request_rec *r, const lem_dir_conf_t *conf)
+{
+    lem_inband_t *ib = apr_pcalloc(r->pool, sizeof(*ib));
+    apr_socket_t *csock = ap_get_conn_socket(r->connection);
+    apr_os_sock_t cfd;
+    char greeting[1024];
+    apr_size_t glen = 0;
+    char *line;
+
+    ib->r = r;
+    ib->conf = conf;
+    if (r->connection->master || !csock
+        || apr_os_sock_get(&cfd, csock) != APR_SUCCESS) {
+        return lem_answer_line(r, HTTP_BAD_REQUEST, "in-band mode needs "
+                               "an HTTP/1.1 connection of its own");
+    }
+    ib->cfd = cfd;
+
+    /* 1. the server, and its greeting */
+    if (open_backend(ib, greeting, sizeof(greeting), &glen) != OK) {
+        return DONE;
+    }
+    line = apr_palloc(r->pool, conf->max_line);
+    lem_cmd_init(&ib->cp, line, conf->max_line,
+                 (apr_uint64_t)conf->max_literal);
+    lem_resp_init(&ib->rp);
+    ib->in = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    ib->out = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+
+    /* 2. the answer starts now (draft 2.1.2: "Cache-Control: private") */
+    r->status = HTTP_OK;
+    ap_set_content_type(r, "text/plain");
+    apr_table_setn(r->err_headers_out, "Cache-Control",
+                   "private, no-cache, no-store, must-revalidate");
+    ap_add_output_filter(LEM_PUSH_FILTER, NULL, r, r->connection);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, LEMLOGNO(0408)
+                  "in-band: session opened to %s", conf->backend_url);
+    to_client(ib, greeting, glen);
+    flush_out(ib);
+
+    /* 3. both ways, until either side ends */
+    relay(ib);
+
+    /* 4. the end */
+    finish(ib);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, LEMLOGNO(0409)
+                  "in-band: session ended (%s)", ib->client_gone
+                  ? "client went away" : ib->why ? ib->why
+                  : "client finished");
+    return DONE;
+}
