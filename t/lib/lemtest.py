@@ -821,3 +821,108 @@ class Test:
                     "".join(traceback.format_exception(etype, value, tb)))
         self.done()
         return False
+
+
+# --- in-band mode (draft 2.1.2) ---------------------------------------------
+
+class InbandClient:
+    """One in-band session: a chunked POST held open, read chunk by chunk.
+
+    chunks() returns the chunks received so far as the server framed them
+    on the wire, so tests can check one response per chunk.
+    """
+
+    def __init__(self, port, path="/lemonade/imap", headers=None,
+                 timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
+        self.buf = b""
+        self.headers_done = False
+        self.status = None
+        self.head = ""
+        self.ended = False         # the last chunk came
+        hdrs = {"Host": "127.0.0.1", "Content-Type":
+                "application/vnd.lemonade", "Transfer-Encoding": "chunked"}
+        hdrs.update(headers or {})
+        req = "POST %s HTTP/1.1\r\n" % path + "".join(
+            "%s: %s\r\n" % kv for kv in hdrs.items()) + "\r\n"
+        self.sock.sendall(req.encode())
+
+    def send(self, data):
+        """Send data as one chunk (never an empty one: that ends the body)."""
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def finish(self):
+        """The last chunk: the client's side of the session ends."""
+        self.sock.sendall(b"0\r\n\r\n")
+
+    def close(self):
+        self.sock.close()
+
+    def _fill(self, deadline):
+        left = deadline - time.time()
+        if left <= 0:
+            return False
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            self.ended = True
+            return False
+        self.buf += data
+        return True
+
+    def _headers(self, deadline):
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill(deadline):
+                return False
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        self.head = head.decode("latin-1")
+        self.status = int(self.head.split(" ")[1])
+        self.headers_done = True
+        return True
+
+    def header(self, name):
+        for line in self.head.split("\r\n")[1:]:
+            key, _, value = line.partition(":")
+            if key.strip().lower() == name.lower():
+                return value.strip()
+        return None
+
+    def next_chunk(self, timeout=5):
+        """The next chunk's data; b"" for the last chunk; None on timeout."""
+        deadline = time.time() + timeout
+        if not self.headers_done and not self._headers(deadline):
+            return None
+        while True:
+            if b"\r\n" in self.buf:
+                size_line, rest = self.buf.split(b"\r\n", 1)
+                size = int(size_line.split(b";")[0], 16)
+                if len(rest) >= size + 2:
+                    self.buf = rest[size + 2:]
+                    if size == 0:
+                        self.ended = True
+                    return rest[:size]
+            if not self._fill(deadline):
+                return None
+
+    def until(self, pred, timeout=5):
+        """Chunks up to and including the first for which pred holds."""
+        got = []
+        deadline = time.time() + timeout
+        while True:
+            chunk = self.next_chunk(max(0.01, deadline - time.time()))
+            if chunk is None:
+                return got, False
+            got.append(chunk)
+            if pred(chunk) or chunk == b"":
+                return got, pred(chunk)
+
+    def until_tagged(self, tag, timeout=5):
+        prefix = (tag + " ").encode()
+        return self.until(lambda c: c.startswith(prefix), timeout)
