@@ -10,7 +10,6 @@
 
 #include <apr_portable.h>
 
-#include "lem_imap.h"
 #include "mod_lemonade_backend.h"
 
 apr_status_t lem_backend_connect(const char *host, apr_port_t port,
@@ -149,6 +148,11 @@ int lem_backend_readable(lem_backend_t *b)
 {
     struct pollfd pfd = { b->fd, POLLIN, 0 };
 
+    /* peeked bytes already used are still in the socket: drop them, or
+     * they would pass for news */
+    if (b->off && lem_backend_commit(b) != APR_SUCCESS) {
+        return 1;
+    }
     return poll(&pfd, 1, 0) > 0;
 }
 
@@ -184,43 +188,6 @@ apr_status_t lem_backend_write(lem_backend_t *b, const char *data,
         }
     }
     return APR_SUCCESS;
-}
-
-apr_status_t lem_backend_greeting(lem_backend_t *b, int *status, char *out,
-                                  apr_size_t cap, apr_size_t *len)
-{
-    lem_resp_parser_t rp;
-    lem_imap_piece_t piece;
-    apr_size_t used;
-    apr_status_t rv;
-
-    *len = 0;
-    lem_resp_init(&rp);
-    for (;;) {
-        lem_imap_ev_t ev;
-
-        if (b->off == b->len && (rv = lem_backend_fill(b)) != APR_SUCCESS) {
-            return rv;
-        }
-        ev = lem_resp_next(&rp, b->buf + b->off, b->len - b->off, &used,
-                           &piece);
-        b->off += used;
-        if (ev == LEM_IMAP_ERROR || (ev != LEM_IMAP_NEED_MORE && piece.first
-                                     && rp.kind != LEM_RESP_UNTAGGED)) {
-            return APR_EGENERAL;
-        }
-        if (ev == LEM_IMAP_NEED_MORE) {
-            continue;
-        }
-        if (*len + piece.len <= cap) {
-            memcpy(out + *len, piece.data, piece.len);
-            *len += piece.len;
-        }
-        if (piece.last) {
-            *status = rp.status;
-            return lem_backend_commit(b);
-        }
-    }
 }
 
 void lem_backend_close(lem_backend_t *b)

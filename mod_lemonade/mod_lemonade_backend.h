@@ -50,7 +50,8 @@ void lem_backend_init(lem_backend_t *b, int fd, apr_interval_time_t timeout,
  */
 apr_status_t lem_backend_fill(lem_backend_t *b);
 
-/* Non-zero when bytes can be read without waiting. */
+/* Non-zero when new bytes can be read without waiting (or the socket
+ * failed: the next fill says how). Call when all of buf is used. */
 int lem_backend_readable(lem_backend_t *b);
 
 /* Remove the consumed bytes from the socket; done before letting go. */
@@ -66,15 +67,6 @@ typedef apr_status_t lem_backend_drain_fn(void *ctx);
 apr_status_t lem_backend_write(lem_backend_t *b, const char *data,
                                apr_size_t len, lem_backend_drain_fn *drain,
                                void *ctx);
-
-/*
- * RFC 3501, 7.1: read the greeting ("* OK", "* PREAUTH" or "* BYE") into
- * `out` (at most `cap` bytes, the rest dropped) and consume it. Returns
- * APR_SUCCESS with `*status`; APR_EOF, APR_TIMEUP, or APR_EGENERAL for a
- * greeting that is not one.
- */
-apr_status_t lem_backend_greeting(lem_backend_t *b, int *status, char *out,
-                                  apr_size_t cap, apr_size_t *len);
 
 /* Close our copy of the socket. */
 void lem_backend_close(lem_backend_t *b);

@@ -12,7 +12,6 @@
 #include <http_ssl.h>
 #include <util_cookies.h>
 
-#include "lem_imap.h"
 #include "lem_spool.h"
 #include "mod_lemonade.h"
 #include "mod_lemonade_backend.h"
@@ -20,55 +19,13 @@
 #include "mod_lemonade_handler.h"
 #include "mod_lemonade_inband.h"
 #include "mod_lemonade_keeper.h"
+#include "mod_lemonade_proto.h"
 
 APLOG_USE_MODULE(lemonade);
 
 #define LEM_MEDIA_TYPE  "application/vnd.lemonade"
 #define LEM_ALLOW       "POST, OPTIONS"
 #define LEM_READ_SIZE   (64 * 1024)
-
-/* A command of the batch that was sent, and whether it was answered. */
-typedef struct {
-    char tag[LEM_IMAP_TAG_MAX + 1];
-    int  done;
-} lem_pending_t;
-
-/* One in-response exchange: a request, its session, its answer. */
-typedef struct {
-    request_rec          *r;
-    const lem_dir_conf_t *conf;
-
-    /* step 2: the batch */
-    lem_spool_t          *body;
-    char                 *line;       /* the command parser's buffer */
-
-    /* step 3: the session */
-    lem_id_t              id;
-    int                   have_session;
-    int                   is_new;
-    lem_link_t            link;
-    lem_backend_t         be;
-
-    /* step 4: relaying */
-    lem_resp_parser_t     resp;
-    lem_spool_t          *answer;
-    apr_array_header_t   *pending;    /* of lem_pending_t, in order */
-    int                   first_open; /* first pending not done */
-    int                   outstanding;
-    int                   skipping;   /* the rest of a command is dropped */
-    int                   cont_wanted;/* a "{n}" waits for "+" */
-    int                   cont_got;
-    int                   cont_refused;
-    int                   cancel;     /* an unasked "+" to answer with "*" */
-    int                   in_cont;    /* inside a "+" line we consume */
-    int                   in_tagged;  /* inside a tagged response */
-    const char           *cur_tag;    /* of the command being sent */
-    int                   any_failed; /* a NO or BAD came back */
-    int                   saw_bye;
-    int                   notices;    /* untagged data seen (long poll) */
-    apr_time_t            deadline;   /* of a long poll, or 0 */
-    apr_status_t          be_error;   /* the backend failed: EOF, TIMEUP */
-} lem_batch_t;
 
 /* ------------------------------------------------------------------ */
 /* Answers                                                             */
@@ -119,11 +76,17 @@ static int answer_options(lem_batch_t *b)
     apr_table_setn(r->headers_out, "Allow", LEM_ALLOW);
     apr_table_setn(r->headers_out, "Lemonade-Protocol",
                    lem_proto_name(b->conf->proto));
-    apr_table_setn(r->headers_out, "Lemonade-Modes",
-                   "in-response, in-band, long-poll");
-    apr_table_setn(r->headers_out, "Lemonade-Heartbeat", apr_psprintf(
-                   r->pool, "%" APR_TIME_T_FMT,
-                   apr_time_sec(b->conf->heartbeat)));
+    if (b->conf->proto == LEM_PROTO_IMAP) {
+        apr_table_setn(r->headers_out, "Lemonade-Modes",
+                       "in-response, in-band, long-poll");
+        apr_table_setn(r->headers_out, "Lemonade-Heartbeat", apr_psprintf(
+                       r->pool, "%" APR_TIME_T_FMT,
+                       apr_time_sec(b->conf->heartbeat)));
+    }
+    else {
+        apr_table_setn(r->headers_out, "Lemonade-Modes",
+                       "in-response, in-band");
+    }
     r->status = HTTP_NO_CONTENT;
     return DONE;
 }
@@ -170,13 +133,13 @@ static int check_request(lem_batch_t *b)
         return lem_answer_line(r, HTTP_UNSUPPORTED_MEDIA_TYPE,
                            "the body must be of type " LEM_MEDIA_TYPE);
     }
-    if (b->conf->proto != LEM_PROTO_IMAP) {
+    if (!b->proto) {
         ap_discard_request_body(r);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, LEMLOGNO(0301)
-                      "%s: SetHandler lemonade without an imap:// "
-                      "LemonadeBackend", b->conf->location);
+                      "%s: SetHandler lemonade without LemonadeBackend",
+                      b->conf->location);
         return lem_answer_line(r, HTTP_INTERNAL_SERVER_ERROR,
-                           "this location has no IMAP LemonadeBackend");
+                               "this location has no LemonadeBackend");
     }
     return OK;
 }
@@ -185,8 +148,8 @@ static int check_request(lem_batch_t *b)
 /* Step 2: read and check the batch                                    */
 /* ------------------------------------------------------------------ */
 
-static int refuse_batch(lem_batch_t *b, int status, unsigned cmd,
-                        const char *why)
+int lem_batch_refuse(lem_batch_t *b, int status, unsigned cmd,
+                     const char *why)
 {
     request_rec *r = b->r;
 
@@ -199,54 +162,19 @@ static int refuse_batch(lem_batch_t *b, int status, unsigned cmd,
                                                cmd, why));
 }
 
-/* Run the checking parser over one piece of the body. */
-static int check_piece(lem_batch_t *b, lem_cmd_parser_t *cp,
-                       const char *data, apr_size_t len)
-{
-    lem_imap_piece_t piece;
-    apr_size_t used;
-
-    while (len) {
-        lem_imap_ev_t ev = lem_cmd_next(cp, data, len, &used, &piece);
-
-        data += used;
-        len -= used;
-        if (ev == LEM_IMAP_ERROR) {
-            return refuse_batch(b, cp->limit_hit
-                                ? HTTP_REQUEST_ENTITY_TOO_LARGE
-                                : HTTP_BAD_REQUEST, cp->commands + 1,
-                                cp->error);
-        }
-        if (ev == LEM_IMAP_TEXT && piece.first
-            && cp->commands >= (unsigned)b->conf->max_commands) {
-            return refuse_batch(b, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                cp->commands + 1, apr_psprintf(b->r->pool,
-                                "more than %d commands in one request",
-                                b->conf->max_commands));
-        }
-        if (ev == LEM_IMAP_NEED_MORE) {
-            break;
-        }
-    }
-    return OK;
-}
-
 static int read_batch(lem_batch_t *b)
 {
     request_rec *r = b->r;
     apr_bucket_brigade *bb;
-    lem_cmd_parser_t cp;
     apr_off_t total = 0;
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     int seen_eos = 0, rc;
 
     if (cl && apr_atoi64(cl) > b->conf->max_body) {
-        return refuse_batch(b, HTTP_REQUEST_ENTITY_TOO_LARGE, 0,
+        return lem_batch_refuse(b, HTTP_REQUEST_ENTITY_TOO_LARGE, 0,
                             "the request body is larger than "
                             "LemonadeMaxRequestBody");
     }
-    lem_cmd_init(&cp, b->line, b->conf->max_line,
-                 (apr_uint64_t)b->conf->max_literal);
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     while (!seen_eos) {
         apr_status_t rv = ap_get_brigade(r->input_filters, bb,
@@ -274,11 +202,11 @@ static int read_batch(lem_batch_t *b)
             }
             total += (apr_off_t)len;
             if (total > b->conf->max_body) {
-                return refuse_batch(b, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                    cp.commands + 1, "the request body is "
-                                    "larger than LemonadeMaxRequestBody");
+                return lem_batch_refuse(b, HTTP_REQUEST_ENTITY_TOO_LARGE, 0,
+                                        "the request body is larger than "
+                                        "LemonadeMaxRequestBody");
             }
-            if ((rc = check_piece(b, &cp, data, len)) != OK) {
+            if ((rc = b->proto->check(b, data, len)) != OK) {
                 return rc;
             }
             if (lem_spool_write(b->body, data, len) != APR_SUCCESS) {
@@ -289,16 +217,7 @@ static int read_batch(lem_batch_t *b)
         }
         apr_brigade_cleanup(bb);
     }
-    if (!lem_cmd_at_boundary(&cp)) {
-        return refuse_batch(b, HTTP_BAD_REQUEST, cp.commands + 1,
-                            "the body ends inside a command (a missing "
-                            "CRLF, or a literal shorter than announced)");
-    }
-    if (!cp.commands) {
-        return refuse_batch(b, HTTP_BAD_REQUEST, 0, "the body holds no "
-                            "command");
-    }
-    return OK;
+    return b->proto->check(b, NULL, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -326,8 +245,8 @@ static int borrow_session(lem_batch_t *b)
     if (ap_cookie_read(b->r, b->conf->cookie_name, &value, 0) != APR_SUCCESS
         || !value
         || lem_id_parse(&b->id, value, strlen(value)) != APR_SUCCESS
-        || lem_session_find(lem_state.table, &b->id, b->conf->proto)
-           != APR_SUCCESS) {
+        || lem_session_find(lem_state.table, &b->id, b->conf->proto,
+                            &b->flags) != APR_SUCCESS) {
         return DECLINED;
     }
     if ((rv = lem_link_open(&b->link, lem_state.socket_path))
@@ -368,19 +287,19 @@ static int backend_unreachable(lem_batch_t *b, apr_status_t rv,
                   "backend %s: %s", conf->backend_url, what);
     return lem_answer_line(b->r, rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT
                                               : HTTP_BAD_GATEWAY,
-                       apr_psprintf(b->r->pool, "the IMAP server %s:%u %s",
-                                    conf->backend_host,
+                       apr_psprintf(b->r->pool, "the %s %s:%u %s",
+                                    b->proto->server, conf->backend_host,
                                     (unsigned)conf->backend_port, what));
 }
 
-/* Read the backend's greeting: "* OK" or "* PREAUTH" opens a session. */
+/* Read the backend's greeting: it must welcome us to open a session. */
 static int read_greeting(lem_batch_t *b)
 {
     char text[512];
     apr_size_t len;
-    int status;
-    apr_status_t rv = lem_backend_greeting(&b->be, &status, text,
-                                           sizeof(text), &len);
+    int welcome = 0;
+    apr_status_t rv = b->proto->greet(&b->be, &welcome, text, sizeof(text),
+                                      &len);
 
     if (rv == APR_TIMEUP || rv == APR_EOF) {
         return backend_unreachable(b, rv, rv == APR_TIMEUP
@@ -390,7 +309,7 @@ static int read_greeting(lem_batch_t *b)
     if (rv != APR_SUCCESS) {
         return backend_unreachable(b, rv, "sent a malformed greeting");
     }
-    if (status != LEM_STATUS_OK && status != LEM_STATUS_PREAUTH) {
+    if (!welcome) {
         return backend_unreachable(b, APR_EGENERAL,
                                    "refused the connection");
     }
@@ -458,10 +377,10 @@ static int attach_session(lem_batch_t *b)
 }
 
 /* ------------------------------------------------------------------ */
-/* Step 4: relay                                                       */
+/* Step 4: relay (the protocol's), and letting go                      */
 /* ------------------------------------------------------------------ */
 
-static void answer_write(lem_batch_t *b, const char *data, apr_size_t len)
+void lem_batch_answer(lem_batch_t *b, const char *data, apr_size_t len)
 {
     if (lem_spool_write(b->answer, data, len) != APR_SUCCESS
         && b->be_error == APR_SUCCESS) {
@@ -469,420 +388,18 @@ static void answer_write(lem_batch_t *b, const char *data, apr_size_t len)
     }
 }
 
-static lem_pending_t *pending_of(lem_batch_t *b, const char *tag)
+const char *lem_failure_text(apr_pool_t *p, const lem_protocol_t *proto,
+                             apr_status_t rv)
 {
-    lem_pending_t *p = (lem_pending_t *)b->pending->elts;
-    int i;
-
-    for (i = b->first_open; i < b->pending->nelts; i++) {
-        if (!p[i].done && !strcmp(p[i].tag, tag)) {
-            return &p[i];
-        }
-    }
-    return NULL;
-}
-
-/* A tagged response: the command it completes is answered. */
-static void on_tagged(lem_batch_t *b)
-{
-    lem_pending_t *p = pending_of(b, b->resp.tag);
-    lem_pending_t *all = (lem_pending_t *)b->pending->elts;
-
-    if (!p) {
-        return;
-    }
-    p->done = 1;
-    b->outstanding--;
-    while (b->first_open < b->pending->nelts && all[b->first_open].done) {
-        b->first_open++;
-    }
-    if (b->resp.status != LEM_STATUS_OK) {
-        b->any_failed = 1;
-    }
-    if (b->cont_wanted && b->cur_tag && !strcmp(b->cur_tag, b->resp.tag)) {
-        b->cont_refused = 1;
-    }
-}
-
-/* The start of a response: decide what becomes of it. */
-static void on_response_head(lem_batch_t *b)
-{
-    b->in_cont = b->in_tagged = 0;
-    switch (b->resp.kind) {
-    case LEM_RESP_CONTINUATION:
-        /* ours to answer: a literal's go-ahead, or an unasked request
-         * (a SASL challenge) that in-response mode cannot answer */
-        b->in_cont = 1;
-        if (b->cont_wanted) {
-            b->cont_got = 1;
-        }
-        else {
-            b->cancel = 1;
-        }
-        break;
-    case LEM_RESP_TAGGED:
-        b->in_tagged = 1;
-        break;
-    case LEM_RESP_UNTAGGED:
-        if (b->resp.status == LEM_STATUS_BYE) {
-            b->saw_bye = 1;
-        }
-        /* "* 4 EXISTS", "* 2 EXPUNGE", ... is news; "* OK Still here"
-         * is only a keepalive */
-        if (b->resp.status == LEM_STATUS_NONE) {
-            b->notices++;
-        }
-        break;
-    }
-}
-
-typedef enum {
-    UNTIL_CONTINUATION,   /* "+" or the command's tagged refusal */
-    UNTIL_COMMAND_DONE,   /* the current command is answered */
-    UNTIL_ALL_DONE,       /* every command sent is answered */
-    UNTIL_NOTICE,         /* news from the server, or the deadline */
-    UNTIL_DRAINED         /* what can be read without waiting */
-} lem_until_t;
-
-static int reached(lem_batch_t *b, lem_until_t until)
-{
-    switch (until) {
-    case UNTIL_CONTINUATION:
-        return b->cont_got || b->cont_refused;
-    case UNTIL_COMMAND_DONE:
-        return !b->cur_tag || !pending_of(b, b->cur_tag);
-    case UNTIL_ALL_DONE:
-        return b->outstanding == 0;
-    case UNTIL_NOTICE:
-        return b->notices > 0 || apr_time_now() >= b->deadline;
-    default:
-        return 0;
-    }
-}
-
-static apr_status_t send_backend(lem_batch_t *b, const char *data,
-                                 apr_size_t len);
-
-/* Wait for the backend; a long poll waits no longer than its deadline,
- * and its end at a response boundary is no failure. */
-static apr_status_t fill(lem_batch_t *b, lem_until_t until)
-{
-    apr_interval_time_t saved = b->be.timeout;
-    apr_status_t rv;
-
-    if (until != UNTIL_NOTICE) {
-        return lem_backend_fill(&b->be);
-    }
-    b->be.timeout = b->deadline - apr_time_now();
-    if (b->be.timeout < 0) {
-        b->be.timeout = 0;
-    }
-    rv = lem_backend_fill(&b->be);
-    b->be.timeout = saved;
-    if (rv == APR_TIMEUP && lem_resp_at_boundary(&b->resp)) {
-        rv = APR_SUCCESS;       /* reached() now holds */
-    }
-    return rv;
-}
-
-/*
- * Read responses into the answer until `until` holds at a response
- * boundary; with UNTIL_DRAINED, only what is there already. Bytes after
- * the point it stops are left in the socket.
- */
-static apr_status_t pump(lem_batch_t *b, lem_until_t until)
-{
-    lem_imap_piece_t piece;
-    apr_size_t used;
-    apr_status_t rv;
-
-    for (;;) {
-        lem_imap_ev_t ev;
-
-        if (lem_resp_at_boundary(&b->resp)) {
-            if (b->cancel && until != UNTIL_DRAINED) {
-                /* RFC 3501 6.2.2: "*" cancels the exchange */
-                b->cancel = 0;
-                if ((rv = send_backend(b, "*\r\n", 3)) != APR_SUCCESS) {
-                    return rv;
-                }
-            }
-            if (reached(b, until) || (until == UNTIL_DRAINED
-                                      && b->outstanding == 0)) {
-                return APR_SUCCESS;
-            }
-        }
-        if (b->be.off == b->be.len) {
-            if (until == UNTIL_DRAINED && !lem_backend_readable(&b->be)) {
-                return APR_SUCCESS;
-            }
-            if ((rv = fill(b, until)) != APR_SUCCESS) {
-                return rv;
-            }
-        }
-        ev = lem_resp_next(&b->resp, b->be.buf + b->be.off,
-                           b->be.len - b->be.off, &used, &piece);
-        b->be.off += used;
-        if (ev == LEM_IMAP_ERROR) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, b->r, LEMLOGNO(0320)
-                          "session %u: backend sent a malformed response: "
-                          "%s", b->id.slot, b->resp.error);
-            return APR_EGENERAL;
-        }
-        if (ev == LEM_IMAP_NEED_MORE) {
-            continue;
-        }
-        if (piece.first) {
-            on_response_head(b);
-        }
-        if (!b->in_cont) {
-            answer_write(b, piece.data, piece.len);
-        }
-        if (piece.last && b->in_tagged) {
-            on_tagged(b);
-        }
-    }
-}
-
-static apr_status_t drain(void *ctx)
-{
-    return pump(ctx, UNTIL_DRAINED);
-}
-
-static apr_status_t send_backend(lem_batch_t *b, const char *data,
-                                 apr_size_t len)
-{
-    return lem_backend_write(&b->be, data, len, drain, b);
-}
-
-/* The words after the command name, for the few commands that care. */
-static const char *arguments(const lem_cmd_parser_t *cp,
-                             const lem_imap_piece_t *piece)
-{
-    const char *p = piece->data + strlen(cp->tag) + 1 + strlen(cp->name);
-
-    return p < piece->data + piece->len ? p : "";
-}
-
-/* Commands in-response mode cannot carry, with the reason given. */
-static const char *refusal(const lem_cmd_parser_t *cp,
-                           const lem_imap_piece_t *piece)
-{
-    const char *name = cp->name;
-
-    if (!strcmp(name, "STARTTLS")) {
-        return "STARTTLS is not relayed: use HTTPS to protect the session";
-    }
-    if (!strcmp(name, "COMPRESS")) {
-        return "COMPRESS is not relayed by the HTTP binding";
-    }
-    if (!strcmp(name, "AUTHENTICATE") && piece->last) {
-        /* RFC 4959: without an initial response the exchange needs
-         * continuations, which in-response mode cannot answer */
-        const char *args = arguments(cp, piece);
-        const char *sp = strchr(args + (*args == ' '), ' ');
-
-        if (!sp || sp[1] == '\r') {
-            return "AUTHENTICATE needs an initial response (RFC 4959) in "
-                   "in-response mode";
-        }
-    }
-    return NULL;
-}
-
-static void start_command(lem_batch_t *b, const lem_cmd_parser_t *cp,
-                          const lem_imap_piece_t *piece)
-{
-    const char *why = refusal(cp, piece);
-    lem_pending_t *p;
-
-    b->skipping = 0;
-    b->cur_tag = NULL;
-    if (why) {
-        answer_write(b, cp->tag, strlen(cp->tag));
-        answer_write(b, " BAD ", 5);
-        answer_write(b, why, strlen(why));
-        answer_write(b, "\r\n", 2);
-        b->any_failed = 1;
-        b->skipping = 1;
-        return;
-    }
-    p = apr_array_push(b->pending);
-    apr_cpystrn(p->tag, cp->tag, sizeof(p->tag));
-    p->done = 0;
-    b->outstanding++;
-    b->cur_tag = p->tag;
-}
-
-/* Send a line that ends in "{n}": wait for "+" before the octets. */
-static apr_status_t send_sync_line(lem_batch_t *b,
-                                   const lem_imap_piece_t *piece)
-{
-    apr_status_t rv;
-
-    b->cont_wanted = 1;
-    b->cont_got = b->cont_refused = 0;
-    rv = send_backend(b, piece->data, piece->len);
-    if (rv == APR_SUCCESS) {
-        rv = pump(b, UNTIL_CONTINUATION);
-    }
-    b->cont_wanted = 0;
-    if (rv == APR_SUCCESS && b->cont_refused) {
-        /* the server said NO or BAD instead: drop the literal and the
-         * rest of the command, go on with the batch */
-        b->skipping = 1;
-    }
-    return rv;
-}
-
-/*
- * IDLE in a batch is a long poll (an extension of draft 2.1.1, which has
- * no IDLE in this mode): the request is held until the server has news or
- * LemonadeHeartbeat passes, then the gateway ends the IDLE itself. The
- * client reads the news and posts IDLE again.
- */
-static apr_status_t long_poll(lem_batch_t *b, const lem_imap_piece_t *piece)
-{
-    apr_status_t rv;
-
-    /* 1. IDLE, and the server's go-ahead (RFC 2177) */
-    rv = send_sync_line(b, piece);
-    if (rv != APR_SUCCESS || b->skipping) {
-        b->skipping = 0;
-        return rv;
-    }
-
-    /* 2. hold the request until something happens */
-    b->notices = 0;
-    b->deadline = apr_time_now() + b->conf->heartbeat;
-    rv = pump(b, UNTIL_NOTICE);
-    b->deadline = 0;
-
-    /* 3. "DONE", and the tagged OK */
-    if (rv == APR_SUCCESS) {
-        rv = send_backend(b, "DONE\r\n", 6);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = pump(b, UNTIL_COMMAND_DONE);
-    }
-    return rv;
-}
-
-static apr_status_t relay_event(lem_batch_t *b, const lem_cmd_parser_t *cp,
-                                lem_imap_ev_t ev,
-                                const lem_imap_piece_t *piece)
-{
-    apr_status_t rv;
-
-    if (ev == LEM_IMAP_TEXT && piece->first) {
-        start_command(b, cp, piece);
-    }
-    if (b->skipping) {
-        return APR_SUCCESS;
-    }
-    if (ev == LEM_IMAP_LITERAL) {
-        return send_backend(b, piece->data, piece->len);
-    }
-    if (cp->literal == LEM_LITERAL_SYNC && piece->line_end && !piece->last) {
-        return send_sync_line(b, piece);
-    }
-    if (piece->first && piece->last && !strcmp(cp->name, "IDLE")) {
-        return long_poll(b, piece);
-    }
-    rv = send_backend(b, piece->data, piece->len);
-    if (rv == APR_SUCCESS && piece->last
-        && !strcmp(cp->name, "AUTHENTICATE")) {
-        /* what follows must not be taken for a SASL response */
-        rv = pump(b, UNTIL_COMMAND_DONE);
-    }
-    return rv;
-}
-
-/* The backend failed mid-batch: every command not answered gets a NO,
- * so the client knows exactly which ones did not run. */
-static void answer_unanswered(lem_batch_t *b, const char *why)
-{
-    lem_pending_t *p = (lem_pending_t *)b->pending->elts;
-    int i;
-
-    if (!b->saw_bye) {
-        const char *bye = apr_psprintf(b->r->pool,
-                                       "* BYE [UNAVAILABLE] %s\r\n", why);
-        answer_write(b, bye, strlen(bye));
-        b->saw_bye = 1;
-    }
-    for (i = b->first_open; i < b->pending->nelts; i++) {
-        if (!p[i].done) {
-            const char *no = apr_psprintf(b->r->pool,
-                                          "%s NO [UNAVAILABLE] %s\r\n",
-                                          p[i].tag, why);
-            answer_write(b, no, strlen(no));
-            p[i].done = 1;
-        }
-    }
-    b->outstanding = 0;
-    b->any_failed = 1;
-}
-
-static const char *failure_text(apr_status_t rv)
-{
-    if (rv == APR_TIMEUP) {
-        return "the IMAP server did not answer in time";
-    }
-    if (rv == APR_EOF) {
-        return "the IMAP server closed the connection";
-    }
-    return "the connection to the IMAP server failed";
-}
-
-static apr_status_t relay_batch(lem_batch_t *b)
-{
-    lem_cmd_parser_t cp;
-    lem_imap_piece_t piece;
-    const char *data;
-    apr_size_t len, used;
-    apr_status_t rv = APR_SUCCESS, read_rv;
-
-    lem_resp_init(&b->resp);
-    lem_cmd_init(&cp, b->line, b->conf->max_line,
-                 (apr_uint64_t)b->conf->max_literal);
-    lem_spool_rewind(b->body);
-
-    /* every command, in order; after a failure the rest only get NO */
-    while ((read_rv = lem_spool_read(b->body, &data, &len)) == APR_SUCCESS) {
-        while (len) {
-            lem_imap_ev_t ev = lem_cmd_next(&cp, data, len, &used, &piece);
-
-            data += used;
-            len -= used;
-            if (ev == LEM_IMAP_NEED_MORE) {
-                break;
-            }
-            if (rv == APR_SUCCESS) {
-                rv = relay_event(b, &cp, ev, &piece);
-                if (rv != APR_SUCCESS) {
-                    b->be_error = rv;
-                }
-            }
-            else if (ev == LEM_IMAP_TEXT && piece.first) {
-                start_command(b, &cp, &piece);
-            }
-        }
-    }
-    if (rv == APR_SUCCESS) {
-        rv = pump(b, UNTIL_ALL_DONE);
-        b->be_error = rv;
-    }
-    if (rv != APR_SUCCESS) {
-        answer_unanswered(b, failure_text(rv));
-    }
-    return rv;
+    return apr_pstrcat(p, "the ", proto->server, rv == APR_TIMEUP
+                       ? " did not answer in time" : rv == APR_EOF
+                       ? " closed the connection" : " failed", NULL);
 }
 
 /* Give the connection back to the keeper, or end the session. */
 static void let_go(lem_batch_t *b)
 {
-    int ended = b->saw_bye || b->be_error != APR_SUCCESS;
+    int ended = b->ended || b->be_error != APR_SUCCESS;
 
     if (!ended && lem_backend_commit(&b->be) != APR_SUCCESS) {
         ended = 1;
@@ -896,10 +413,11 @@ static void let_go(lem_batch_t *b)
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, b->r, LEMLOGNO(0321)
                       "session %u: ended (%s)", b->id.slot,
                       b->be_error != APR_SUCCESS
-                      ? failure_text(b->be_error) : "BYE");
+                      ? lem_failure_text(b->r->pool, b->proto, b->be_error)
+                      : "the server said goodbye");
     }
     else {
-        lem_session_touch(lem_state.table, &b->id);
+        lem_session_touch(lem_state.table, &b->id, b->flags);
         if (b->is_new) {
             char text[LEM_ID_TEXT_MAX];
 
@@ -966,8 +484,9 @@ static lem_batch_t *batch_new(request_rec *r)
     b->conf = lem_dir_conf(r);
     b->link.fd = -1;
     b->be.fd = -1;
+    b->proto = b->conf->proto == LEM_PROTO_IMAP ? &lem_imap_protocol
+             : b->conf->proto == LEM_PROTO_SMTP ? &lem_smtp_protocol : NULL;
     b->line = apr_palloc(r->pool, b->conf->max_line);
-    b->pending = apr_array_make(r->pool, 8, sizeof(lem_pending_t));
     lem_spool_create(&b->body, r->pool, b->conf->spool_memory);
     lem_spool_create(&b->answer, r->pool, b->conf->spool_memory);
     return b;
@@ -991,7 +510,7 @@ int lem_handler(request_rec *r)
 
     /* draft 2.1.2: a chunked POST is an in-band session */
     if (is_chunked(r)) {
-        rc = lem_inband_serve(r, b->conf);
+        rc = lem_inband_serve(r, b->conf, b->proto);
         return rc == DONE ? OK : rc;
     }
 
@@ -1006,7 +525,7 @@ int lem_handler(request_rec *r)
     }
 
     /* 4. relay */
-    relay_batch(b);
+    b->be_error = b->proto->relay(b);
     let_go(b);
 
     /* 5. answer */

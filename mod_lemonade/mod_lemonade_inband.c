@@ -13,12 +13,12 @@
 #include <http_protocol.h>
 #include <http_request.h>
 
-#include "lem_imap.h"
 #include "mod_lemonade.h"
 #include "mod_lemonade_backend.h"
 #include "mod_lemonade_filter.h"
 #include "mod_lemonade_handler.h"
 #include "mod_lemonade_inband.h"
+#include "mod_lemonade_proto.h"
 
 APLOG_USE_MODULE(lemonade);
 
@@ -28,38 +28,11 @@ APLOG_USE_MODULE(lemonade);
  * large literal streams through in bounded memory. */
 #define LEM_CHUNK_MAX   (256 * 1024)
 
-/* One in-band session: one request, one IMAP connection. */
-typedef struct {
-    request_rec          *r;
-    const lem_dir_conf_t *conf;
-    int                   cfd;          /* the client's socket, to poll */
-    apr_bucket_brigade   *in;           /* read from the client */
-    apr_bucket_brigade   *out;          /* the response being gathered */
-    apr_size_t            out_len;
-    lem_cmd_parser_t      cp;
-    lem_resp_parser_t     rp;
-    lem_backend_t         be;
-
-    /* RFC 3501 7.5: while IDLE or AUTHENTICATE runs, the client's lines
-     * answer continuation requests instead of being commands */
-    char                  raw_tag[LEM_IMAP_TAG_MAX + 1];
-    int                   raw;          /* client lines are answers */
-    int                   raw_once;     /* IDLE: one line, "DONE" */
-
-    int                   outstanding;  /* commands not yet answered */
-    int                   in_tagged;    /* reading a tagged response */
-    int                   saw_bye;
-    int                   client_done;  /* its last chunk came */
-    int                   client_gone;  /* it hung up, or cannot be written */
-    int                   backend_done; /* closed, failed or malformed */
-    const char           *why;          /* the backend's end, for the BYE */
-} lem_inband_t;
-
 /* ------------------------------------------------------------------ */
 /* To the client: one chunk per response                               */
 /* ------------------------------------------------------------------ */
 
-static apr_status_t flush_out(lem_inband_t *ib)
+apr_status_t lem_inband_flush(lem_inband_t *ib)
 {
     apr_status_t rv;
 
@@ -77,24 +50,22 @@ static apr_status_t flush_out(lem_inband_t *ib)
     return rv;
 }
 
-static apr_status_t to_client(lem_inband_t *ib, const char *data,
-                              apr_size_t len)
+apr_status_t lem_inband_to_client(lem_inband_t *ib, const char *data,
+                                  apr_size_t len)
 {
     apr_brigade_write(ib->out, NULL, NULL, data, len);
     ib->out_len += len;
-    return ib->out_len >= LEM_CHUNK_MAX ? flush_out(ib) : APR_SUCCESS;
+    return ib->out_len >= LEM_CHUNK_MAX ? lem_inband_flush(ib) : APR_SUCCESS;
 }
 
 /* ------------------------------------------------------------------ */
-/* From the backend                                                    */
+/* To and from the backend                                             */
 /* ------------------------------------------------------------------ */
 
-static void backend_ended(lem_inband_t *ib, apr_status_t rv)
+void lem_inband_backend_ended(lem_inband_t *ib, apr_status_t rv)
 {
     ib->backend_done = 1;
-    ib->why = rv == APR_EOF ? "the IMAP server closed the connection"
-            : rv == APR_TIMEUP ? "the IMAP server did not answer in time"
-            : "the connection to the IMAP server failed";
+    ib->why = lem_failure_text(ib->r->pool, ib->proto, rv);
     if (rv != APR_EOF || !ib->saw_bye) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ib->r, LEMLOGNO(0402)
                       "in-band: backend %s: %s", ib->conf->backend_url,
@@ -102,150 +73,31 @@ static void backend_ended(lem_inband_t *ib, apr_status_t rv)
     }
 }
 
-static void on_response_end(lem_inband_t *ib)
+apr_status_t lem_inband_to_backend(lem_inband_t *ib, const char *data,
+                                   apr_size_t len)
 {
-    if (!ib->in_tagged) {
-        return;
-    }
-    if (ib->outstanding > 0) {
-        ib->outstanding--;
-    }
-    if (ib->raw && !strcmp(ib->rp.tag, ib->raw_tag)) {
-        ib->raw = 0;
-    }
-}
-
-/* Pass on whatever the backend has sent, without waiting for more. */
-static apr_status_t from_backend(void *ctx)
-{
-    lem_inband_t *ib = ctx;
-    lem_imap_piece_t piece;
-    apr_size_t used;
-
-    while (!ib->backend_done) {
-        lem_imap_ev_t ev;
-        apr_status_t rv;
-
-        if (ib->be.off == ib->be.len) {
-            if (!lem_backend_readable(&ib->be)) {
-                return APR_SUCCESS;
-            }
-            if ((rv = lem_backend_fill(&ib->be)) != APR_SUCCESS) {
-                backend_ended(ib, rv);
-                break;
-            }
-        }
-        ev = lem_resp_next(&ib->rp, ib->be.buf + ib->be.off,
-                           ib->be.len - ib->be.off, &used, &piece);
-        ib->be.off += used;
-        if (ev == LEM_IMAP_ERROR) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, ib->r, LEMLOGNO(0403)
-                          "in-band: backend sent a malformed response: %s",
-                          ib->rp.error);
-            backend_ended(ib, APR_EGENERAL);
-            break;
-        }
-        if (ev == LEM_IMAP_NEED_MORE) {
-            continue;
-        }
-        if (piece.first) {
-            ib->in_tagged = ib->rp.kind == LEM_RESP_TAGGED;
-            ib->saw_bye |= ib->rp.kind == LEM_RESP_UNTAGGED
-                           && ib->rp.status == LEM_STATUS_BYE;
-        }
-        to_client(ib, piece.data, piece.len);
-        if (piece.last) {
-            on_response_end(ib);
-            /* draft 2.1.2: each response a chunk of its own, now */
-            flush_out(ib);
-        }
-    }
-    return ib->client_gone ? APR_ECONNABORTED : APR_SUCCESS;
-}
-
-/* ------------------------------------------------------------------ */
-/* From the client                                                     */
-/* ------------------------------------------------------------------ */
-
-static apr_status_t to_backend(lem_inband_t *ib, const char *data,
-                               apr_size_t len)
-{
-    apr_status_t rv = lem_backend_write(&ib->be, data, len, from_backend,
-                                        ib);
+    apr_status_t rv = lem_backend_write(&ib->be, data, len,
+                                        ib->proto->backend_bytes, ib);
 
     if (rv != APR_SUCCESS && !ib->backend_done && !ib->client_gone) {
-        backend_ended(ib, rv);
+        lem_inband_backend_ended(ib, rv);
     }
     return rv;
 }
 
-/* Track what a command or answer line means for what comes next. */
-static void on_client_line(lem_inband_t *ib, const lem_imap_piece_t *piece)
+apr_status_t lem_inband_bad_client(lem_inband_t *ib, const char *bye)
 {
-    const lem_cmd_parser_t *cp = &ib->cp;
-
-    if (!piece->last) {
-        return;
-    }
-    if (!cp->tag[0]) {             /* an answer to a continuation */
-        if (ib->raw_once) {
-            ib->raw = ib->raw_once = 0;
-        }
-        return;
-    }
-    ib->outstanding++;
-    if (!strcmp(cp->name, "IDLE") || !strcmp(cp->name, "AUTHENTICATE")) {
-        apr_cpystrn(ib->raw_tag, cp->tag, sizeof(ib->raw_tag));
-        ib->raw = 1;
-        ib->raw_once = !strcmp(cp->name, "IDLE");
-    }
-}
-
-static apr_status_t bad_client(lem_inband_t *ib)
-{
-    const char *bye = apr_psprintf(ib->r->pool, "* BYE [CLIENTBUG] %s\r\n",
-                                   ib->cp.error);
-
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ib->r, LEMLOGNO(0404)
-                  "in-band: client sent a bad command: %s", ib->cp.error);
-    to_client(ib, bye, strlen(bye));
+                  "in-band: client broke the protocol: %s", bye);
+    lem_inband_to_client(ib, bye, strlen(bye));
     ib->saw_bye = 1;
     ib->backend_done = 1;
     return APR_EGENERAL;
 }
 
-/* Frame the client's bytes by lines and literals and send them on. */
-static apr_status_t client_bytes(lem_inband_t *ib, const char *data,
-                                 apr_size_t len)
-{
-    lem_imap_piece_t piece;
-    apr_size_t used;
-    apr_status_t rv;
-
-    while (len) {
-        lem_imap_ev_t ev;
-
-        if (ib->raw && lem_cmd_at_boundary(&ib->cp)) {
-            lem_cmd_expect_line(&ib->cp);
-        }
-        ev = lem_cmd_next(&ib->cp, data, len, &used, &piece);
-        data += used;
-        len -= used;
-        if (ev == LEM_IMAP_ERROR) {
-            return bad_client(ib);
-        }
-        if (ev == LEM_IMAP_NEED_MORE) {
-            break;
-        }
-        if ((rv = to_backend(ib, piece.data, piece.len)) != APR_SUCCESS) {
-            return rv;
-        }
-        if (ev == LEM_IMAP_TEXT) {
-            on_client_line(ib, &piece);
-        }
-    }
-    return APR_SUCCESS;
-}
+/* ------------------------------------------------------------------ */
+/* From the client                                                     */
+/* ------------------------------------------------------------------ */
 
 /* Take all the client has sent so far; never waits. */
 static apr_status_t from_client(lem_inband_t *ib)
@@ -277,7 +129,7 @@ static apr_status_t from_client(lem_inband_t *ib)
             }
             rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
             if (rv == APR_SUCCESS) {
-                rv = client_bytes(ib, data, len);
+                rv = ib->proto->client_bytes(ib, data, len);
             }
             if (rv != APR_SUCCESS) {
                 apr_brigade_cleanup(ib->in);
@@ -321,12 +173,12 @@ static void relay(lem_inband_t *ib)
         }
 
         /* 2. the server's side, as far as it has sent */
-        if (from_backend(ib) != APR_SUCCESS) {
+        if (ib->proto->backend_bytes(ib) != APR_SUCCESS) {
             break;
         }
 
         /* 3. the client said goodbye and has all its answers */
-        if (ib->client_done && ib->outstanding == 0) {
+        if (ib->client_done && ib->proto->quiet(ib)) {
             break;
         }
 
@@ -344,15 +196,15 @@ static void relay(lem_inband_t *ib)
 static void finish(lem_inband_t *ib)
 {
     if (!ib->client_gone && !ib->saw_bye && ib->why) {
-        const char *bye = apr_psprintf(ib->r->pool,
-                                       "* BYE [UNAVAILABLE] %s\r\n", ib->why);
-        to_client(ib, bye, strlen(bye));
+        const char *bye = apr_psprintf(ib->r->pool, ib->proto->bye_fmt,
+                                       ib->why);
+        lem_inband_to_client(ib, bye, strlen(bye));
     }
     lem_backend_close(&ib->be);
     if (!ib->client_gone) {
         APR_BRIGADE_INSERT_TAIL(ib->out, apr_bucket_eos_create(
                                     ib->out->bucket_alloc));
-        flush_out(ib);
+        lem_inband_flush(ib);
     }
     if (!ib->client_done) {
         /* the rest of the request will not be read */
@@ -365,7 +217,7 @@ static int open_backend(lem_inband_t *ib, char *greeting, apr_size_t cap,
 {
     request_rec *r = ib->r;
     const lem_dir_conf_t *conf = ib->conf;
-    int fd, status = 0;
+    int fd, welcome = 0;
     apr_status_t rv;
     const char *what;
 
@@ -375,12 +227,12 @@ static int open_backend(lem_inband_t *ib, char *greeting, apr_size_t cap,
         lem_backend_init(&ib->be, fd, conf->backend_timeout, LEM_READ_SIZE,
                          r->pool);
         ib->be.own = 1;
-        rv = lem_backend_greeting(&ib->be, &status, greeting, cap, len);
-        if (rv != APR_SUCCESS || status == LEM_STATUS_BYE) {
+        rv = ib->proto->greet(&ib->be, &welcome, greeting, cap, len);
+        if (rv != APR_SUCCESS || !welcome) {
             lem_backend_close(&ib->be);
         }
     }
-    if (rv == APR_SUCCESS && status != LEM_STATUS_BYE) {
+    if (rv == APR_SUCCESS && welcome) {
         return OK;
     }
     what = rv == APR_TIMEUP ? "did not answer in time"
@@ -390,22 +242,23 @@ static int open_backend(lem_inband_t *ib, char *greeting, apr_size_t cap,
                   "in-band: backend %s %s", conf->backend_url, what);
     return lem_answer_line(r, rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT
                                                : HTTP_BAD_GATEWAY,
-                           apr_psprintf(r->pool, "the IMAP server %s:%u %s",
-                                        conf->backend_host,
+                           apr_psprintf(r->pool, "the %s %s:%u %s",
+                                        ib->proto->server, conf->backend_host,
                                         (unsigned)conf->backend_port, what));
 }
 
-int lem_inband_serve(request_rec *r, const lem_dir_conf_t *conf)
+int lem_inband_serve(request_rec *r, const lem_dir_conf_t *conf,
+                     const lem_protocol_t *proto)
 {
     lem_inband_t *ib = apr_pcalloc(r->pool, sizeof(*ib));
     apr_socket_t *csock = ap_get_conn_socket(r->connection);
     apr_os_sock_t cfd;
-    char greeting[1024];
+    char greeting[4096];
     apr_size_t glen = 0;
-    char *line;
 
     ib->r = r;
     ib->conf = conf;
+    ib->proto = proto;
     if (r->connection->master || !csock
         || apr_os_sock_get(&cfd, csock) != APR_SUCCESS) {
         return lem_answer_line(r, HTTP_BAD_REQUEST, "in-band mode needs "
@@ -417,10 +270,8 @@ int lem_inband_serve(request_rec *r, const lem_dir_conf_t *conf)
     if (open_backend(ib, greeting, sizeof(greeting), &glen) != OK) {
         return DONE;
     }
-    line = apr_palloc(r->pool, conf->max_line);
-    lem_cmd_init(&ib->cp, line, conf->max_line,
-                 (apr_uint64_t)conf->max_literal);
-    lem_resp_init(&ib->rp);
+    ib->line = apr_palloc(r->pool, conf->max_line);
+    proto->inband_init(ib);
     ib->in = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     ib->out = apr_brigade_create(r->pool, r->connection->bucket_alloc);
 
@@ -432,8 +283,8 @@ int lem_inband_serve(request_rec *r, const lem_dir_conf_t *conf)
     ap_add_output_filter(LEM_PUSH_FILTER, NULL, r, r->connection);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, LEMLOGNO(0408)
                   "in-band: session opened to %s", conf->backend_url);
-    to_client(ib, greeting, glen);
-    flush_out(ib);
+    lem_inband_to_client(ib, greeting, glen);
+    lem_inband_flush(ib);
 
     /* 3. both ways, until either side ends */
     relay(ib);

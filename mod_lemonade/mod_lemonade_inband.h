@@ -6,7 +6,8 @@
 /*
  * In-band mode: draft-maes-lemonade-http-binding-04, 2.1.2.
  *
- * One POST with "Transfer-Encoding: chunked" is one IMAP connection for
+ * One POST with "Transfer-Encoding: chunked" is one IMAP or SMTP
+ * connection (the Location's protocol, mod_lemonade_proto.h) for
  * as long as it lasts. The answer starts at once (200, chunked,
  * text/plain, Cache-Control: private and no-cache, no cookie: the HTTP
  * connection is the session) with the server's greeting; then the
@@ -36,8 +37,11 @@
 #include <httpd.h>
 
 #include "mod_lemonade_config.h"
+#include "mod_lemonade_proto.h"
 
-/* Serve `r` as an in-band session. Returns OK or an HTTP status. */
-int lem_inband_serve(request_rec *r, const lem_dir_conf_t *conf);
+/* Serve `r` as an in-band session of `proto`. Returns DONE when the
+ * answer is made (and the session over), or an HTTP status. */
+int lem_inband_serve(request_rec *r, const lem_dir_conf_t *conf,
+                     const lem_protocol_t *proto);
 
 #endif /* MOD_LEMONADE_INBAND_H */

@@ -158,7 +158,7 @@ void lem_session_opened(lem_table_t *t, const lem_id_t *id)
 }
 
 apr_status_t lem_session_find(lem_table_t *t, const lem_id_t *id,
-                              lem_proto_t proto)
+                              lem_proto_t proto, apr_uint32_t *flags)
 {
     apr_status_t rv = APR_NOTFOUND;
     lem_slot_t *slot;
@@ -170,13 +170,15 @@ apr_status_t lem_session_find(lem_table_t *t, const lem_id_t *id,
     if (slot && slot->state == LEM_SLOT_OPEN && slot->proto == proto
         && apr_time_now() - slot->last_used < slot->idle_timeout) {
         slot->requests++;
+        *flags = slot->flags;
         rv = APR_SUCCESS;
     }
     unlock(t);
     return rv;
 }
 
-void lem_session_touch(lem_table_t *t, const lem_id_t *id)
+void lem_session_touch(lem_table_t *t, const lem_id_t *id,
+                       apr_uint32_t flags)
 {
     lem_slot_t *slot;
 
@@ -185,6 +187,7 @@ void lem_session_touch(lem_table_t *t, const lem_id_t *id)
     }
     if ((slot = slot_of(t, id)) != NULL) {
         slot->last_used = apr_time_now();
+        slot->flags = flags;
     }
     unlock(t);
 }

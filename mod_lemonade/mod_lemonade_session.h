@@ -51,6 +51,7 @@ typedef struct {
     apr_time_t          last_used;     /* end of the last request */
     apr_interval_time_t idle_timeout;  /* from the Location that made it */
     apr_uint32_t        requests;      /* served so far */
+    apr_uint32_t        flags;         /* the protocol's, between requests */
     char                client_ip[48]; /* who opened it */
 } lem_slot_t;
 
@@ -97,14 +98,17 @@ void lem_session_opened(lem_table_t *table, const lem_id_t *id);
 
 /*
  * Look up a session named by a client: APR_SUCCESS when `id` is an OPEN
- * slot of protocol `proto` whose idle time has not run out, APR_NOTFOUND
- * otherwise (unknown, expired, other protocol or forged).
+ * slot of protocol `proto` whose idle time has not run out, with the
+ * flags the protocol left in `*flags`; APR_NOTFOUND otherwise (unknown,
+ * expired, other protocol or forged).
  */
 apr_status_t lem_session_find(lem_table_t *table, const lem_id_t *id,
-                              lem_proto_t proto);
+                              lem_proto_t proto, apr_uint32_t *flags);
 
-/* Note the end of a request on the session. */
-void lem_session_touch(lem_table_t *table, const lem_id_t *id);
+/* Note the end of a request on the session, and the protocol's flags
+ * for the next one. */
+void lem_session_touch(lem_table_t *table, const lem_id_t *id,
+                       apr_uint32_t flags);
 
 /* Free the slot if it still belongs to `id`. */
 void lem_session_release(lem_table_t *table, const lem_id_t *id);

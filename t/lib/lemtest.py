@@ -926,3 +926,88 @@ class InbandClient:
     def until_tagged(self, tag, timeout=5):
         prefix = (tag + " ").encode()
         return self.until(lambda c: c.startswith(prefix), timeout)
+
+
+# --- an SMTP server: Postfix's smtp-sink --------------------------------------
+
+SMTP_SINK_BIN = shutil.which("smtp-sink", path="/usr/sbin:/usr/lib/postfix/"
+                             "sbin:" + os.environ.get("PATH", "")) \
+    or "/usr/sbin/smtp-sink"
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on 127.0.0.1, each message dumped to a file.
+
+    options are smtp-sink's own: ["-p"] offers no PIPELINING, ["-f",
+    "RCPT"] rejects RCPT with 5xx, ["-r", "MAIL"] with 4xx, ["-q", "DATA"]
+    hangs up on DATA. messages() returns the dumps, oldest first: the
+    envelope as X-Mail-Args / X-Rcpt-Args lines, a Received header, then
+    the message with LF line ends and dot-stuffing undone.
+    """
+
+    def __init__(self, tmp, options=(), port=None, name="smtp-sink"):
+        self.dir = os.path.join(tmp, name)
+        self.dumps = os.path.join(self.dir, "dumps")
+        self.options = list(options)
+        self.port = port or free_port()
+        self.proc = None
+
+    def url(self):
+        return "smtp://127.0.0.1:%d" % self.port
+
+    def start(self):
+        make_dir(self.dir)
+        make_dir(self.dumps, 0o755, "%s:%s" % (MAIL_USER, MAIL_GROUP))
+        out = open(os.path.join(self.dir, "smtp-sink.out"), "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [SMTP_SINK_BIN, "-u", MAIL_USER, "-d",
+                 os.path.join(self.dumps, "%Y%m%d%H%M%S.")] + self.options
+                + ["127.0.0.1:%d" % self.port, "64"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                start_new_session=True)
+        finally:
+            out.close()
+        if not wait_for(self._greets, START_TIMEOUT, 0.1):
+            self.stop()
+            raise RuntimeError("smtp-sink on port %d did not greet"
+                               % self.port)
+        return self
+
+    def _greets(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("smtp-sink exited with %s" % self.proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), 1) as s:
+                s.settimeout(2)
+                return s.recv(64).startswith(b"220")
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc is None:
+            return True
+        left = stop_tree(self.proc.pid, reap=self.proc.poll)
+        self.proc = None
+        return not left
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def messages(self):
+        names = sorted(os.listdir(self.dumps), key=lambda n: os.stat(
+            os.path.join(self.dumps, n)).st_mtime_ns)
+        out = []
+        for n in names:
+            with open(os.path.join(self.dumps, n), "rb") as f:
+                out.append(f.read())
+        return out
+
+
+def smtp_lines(*lines):
+    """An SMTP batch: each line CRLF-ended (RFC 2442 batch SMTP)."""
+    return "".join(line + "\r\n" for line in lines).encode()

@@ -9,6 +9,7 @@
 #define LEM_SUITES(X) \
     X(lem_id_suite) \
     X(lem_imap_suite) \
+    X(lem_smtp_suite) \
     X(lem_spool_suite)
 
 #define DECLARE(fn) Suite *fn(void);
