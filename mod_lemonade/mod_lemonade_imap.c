@@ -420,6 +420,24 @@ static apr_status_t send_sync_line(imap_batch_t *b,
     return rv;
 }
 
+/* LemonadeHeartbeat, or less when the client asks for less with a
+ * "Lemonade-Heartbeat: SECONDS" request header (a client behind a proxy
+ * with a shorter idle limit, or one that wants to end IDLE sooner). */
+static apr_interval_time_t heartbeat(lem_batch_t *m)
+{
+    const char *asked = apr_table_get(m->r->headers_in, "Lemonade-Heartbeat");
+    apr_interval_time_t t = m->conf->heartbeat;
+
+    if (asked) {
+        apr_int64_t sec = apr_atoi64(asked);
+
+        if (sec > 0 && apr_time_from_sec(sec) < t) {
+            t = apr_time_from_sec(sec);
+        }
+    }
+    return t;
+}
+
 /*
  * IDLE in a batch is a long poll (an extension of draft 2.1.1, which has
  * no IDLE in this mode): the request is held until the server has news or
@@ -439,7 +457,7 @@ static apr_status_t long_poll(imap_batch_t *b, const lem_imap_piece_t *piece)
 
     /* 2. hold the request until something happens */
     b->notices = 0;
-    b->deadline = apr_time_now() + b->m->conf->heartbeat;
+    b->deadline = apr_time_now() + heartbeat(b->m);
     rv = pump(b, UNTIL_NOTICE);
     b->deadline = 0;
 
