@@ -6,8 +6,9 @@
     lemdemo.py stop  [--dir DIR]
 
 start runs a Dovecot with the account demo/demo (a few messages in INBOX,
-Work and Archive) and an httpd that serves it at /lemonade/imap, leaves
-both running, and prints a curl line to try. Their PIDs are kept in
+Work and Archive), Postfix's smtp-sink, and an httpd that serves them at
+/lemonade/imap and /lemonade/smtp, leaves them running, and prints curl
+lines to try. Their PIDs are kept in
 DIR/pids, which stop reads: processes are stopped by PID, never by name.
 build/run-demo builds the module and calls this.
 """
@@ -24,6 +25,7 @@ import lemtest  # noqa: E402
 DEFAULT_DIR = "/tmp/lemonade-demo"
 MARKER = ".lemonade-demo"
 PATH = "/lemonade/imap"
+SMTP_PATH = "/lemonade/smtp"
 
 MESSAGES = [
     ("INBOX", False, "Welcome to the mod_lemonade demo",
@@ -107,25 +109,34 @@ def start(args):
         dovecot.deliver("demo", message(n, subject, text), mailbox, seen)
     dovecot.start()
 
+    sink = lemtest.SmtpSink(directory, port=pick_port(args.smtp_port))
+    sink.start()
+
     httpd = lemtest.Httpd(directory, mpm=args.mpm, name="httpd",
                           port=pick_port(args.http_port),
-                          body=lemtest.lemonade_location(dovecot, PATH))
+                          body=lemtest.lemonade_location(dovecot, PATH)
+                          + lemtest.lemonade_location(sink.url(), SMTP_PATH))
     try:
         httpd.start()
     except RuntimeError as e:
         dovecot.stop()
+        sink.stop()
         sys.exit(str(e))
 
     lemtest.write_text(os.path.join(directory, "pids"), "".join(
         "%s %d %d\n" % ((name,) + lemtest.proc_id(pid))
-        for name, pid in (("httpd", httpd.pid), ("dovecot", dovecot.pid))))
+        for name, pid in (("httpd", httpd.pid), ("dovecot", dovecot.pid),
+                          ("smtp-sink", sink.proc.pid))))
 
     jar = os.path.join(directory, "cookies")
     url = "http://127.0.0.1:%d%s" % (httpd.port, PATH)
+    smtp_url = "http://127.0.0.1:%d%s" % (httpd.port, SMTP_PATH)
     print("""
 mod_lemonade demo is running, its state under %(dir)s:
   Dovecot  127.0.0.1:%(imap)d  user demo, password demo  (%(dir)s/dovecot/dovecot.log)
-  httpd    %(url)s  %(mpm)s MPM  (%(dir)s/httpd/error.log)
+  SMTP     127.0.0.1:%(smtp)d  Postfix's smtp-sink, messages in %(dir)s/smtp-sink/dumps
+  httpd    %(url)s and %(smtp_url)s
+           %(mpm)s MPM  (%(dir)s/httpd/error.log)
 
 Log in and list the mailboxes through the HTTP binding:
 
@@ -136,11 +147,27 @@ stopped, for example:
 
   curl -si -c %(jar)s -b %(jar)s -H 'Content-Type: application/vnd.lemonade' --data-binary $'a3 SELECT INBOX\\r\\na4 FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])\\r\\n' %(url)s
 
+Send a message through the SMTP binding (it lands in smtp-sink's dumps):
+
+  curl -si -H 'Content-Type: application/vnd.lemonade' --data-binary $'EHLO me\\r\\nMAIL FROM:<me@example.org>\\r\\nRCPT TO:<demo@example.org>\\r\\nDATA\\r\\nSubject: hello\\r\\n\\r\\nSent over HTTP.\\r\\n.\\r\\nQUIT\\r\\n' %(smtp_url)s
+
+An in-band session (draft 2.1.2) is one chunked POST: each response comes
+back as a chunk of its own, and news is pushed while it IDLEs for 20 s:
+
+  (printf 'a1 LOGIN demo demo\\r\\na2 SELECT INBOX\\r\\na3 IDLE\\r\\n'; sleep 20; printf 'DONE\\r\\na4 LOGOUT\\r\\n') | curl -sN -X POST -H 'Content-Type: application/vnd.lemonade' -H 'Transfer-Encoding: chunked' -T - %(url)s
+
+and while it waits, new mail from a second terminal shows up in it at once:
+
+  curl -s -H 'Content-Type: application/vnd.lemonade' --data-binary $'b1 LOGIN demo demo\\r\\nb2 APPEND INBOX {21+}\\r\\nSubject: new mail\\r\\n\\r\\n\\r\\n' %(url)s
+
+In an ordinary POST, IDLE is a long poll: the answer comes when there is
+news, or after LemonadeHeartbeat (55 s).
+
 Stop the demo with:
 
   build/run-demo stop
 """ % {"dir": directory, "imap": dovecot.port, "url": url, "jar": jar,
-       "mpm": args.mpm})
+       "mpm": args.mpm, "smtp": sink.port, "smtp_url": smtp_url})
 
 
 def main():
@@ -149,6 +176,7 @@ def main():
     parser.add_argument("--dir", default=DEFAULT_DIR)
     parser.add_argument("--http-port", type=int, default=8080)
     parser.add_argument("--imap-port", type=int, default=10143)
+    parser.add_argument("--smtp-port", type=int, default=10025)
     parser.add_argument("--mpm", default="event",
                         choices=sorted(lemtest.MPM_CONF))
     args = parser.parse_args()
