@@ -17,6 +17,7 @@
 #include "mod_lemonade_filter.h"
 #include "mod_lemonade_handler.h"
 #include "mod_lemonade_keeper.h"
+#include "mod_lemonade_status.h"
 
 static int lem_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp)
@@ -57,6 +58,8 @@ static void lem_register_hooks(apr_pool_t *p)
     ap_hook_post_config(lem_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(lem_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(lem_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(lem_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    lem_status_register();
     ap_register_output_filter(LEM_PUSH_FILTER, lem_push_filter, NULL,
                               AP_FTYPE_RESOURCE);
 }

@@ -283,6 +283,26 @@ static const char *set_socket(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+/* mod_proxy_balancer's stickysession reads the route after the first
+ * ".": it must be a token of its own. */
+static const char *set_route(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    lem_srv_conf_t *conf = ap_get_module_config(cmd->server->module_config,
+                                                &lemonade_module);
+    const char *c;
+
+    (void)dummy;
+    for (c = arg; *c; c++) {
+        if (!apr_isalnum(*c) && *c != '-' && *c != '_') {
+            return apr_psprintf(cmd->pool, "%s: '%s' may hold only "
+                                "letters, digits, '-' and '_'",
+                                cmd->cmd->name, arg);
+        }
+    }
+    conf->route = *arg ? arg : NULL;
+    return NULL;
+}
+
 #define DIR_OFFSET(field) (void *)APR_OFFSETOF(lem_dir_conf_t, field)
 
 const command_rec lem_cmds[] = {
@@ -325,6 +345,9 @@ const command_rec lem_cmds[] = {
     AP_INIT_TAKE1("LemonadeMaxSessions", set_max_sessions, NULL,
         RSRC_CONF, "slots in the shared session table (default 4096; "
         "takes effect when Apache starts, not on a restart)"),
+    AP_INIT_TAKE1("LemonadeRoute", set_route, NULL, RSRC_CONF,
+        "this node's name for a balancer's sticky sessions: session ids "
+        "end in .ROUTE"),
     AP_INIT_TAKE1("LemonadeSocket", set_socket, NULL, RSRC_CONF,
         "where the session keeper's Unix socket lives, relative to "
         "DefaultRuntimeDir (default 'lemonade')"),

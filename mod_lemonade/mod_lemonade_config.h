@@ -43,6 +43,7 @@ typedef struct {
 typedef struct {
     int         max_sessions;   /* slots in the session table */
     const char *socket_path;    /* the keeper's Unix socket, prefix */
+    const char *route;          /* LemonadeRoute: ".ROUTE" on session ids */
 } lem_srv_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA lemonade_module;

@@ -53,14 +53,19 @@ int lem_answer_line(request_rec *r, int status, const char *text)
     return DONE;
 }
 
+/* draft 2.1.1: "A session-id is passed in the cookie". With LemonadeRoute
+ * the id ends in ".ROUTE", which mod_proxy_balancer's stickysession
+ * reads to send the session's requests back to this node. */
 static void set_cookie(lem_batch_t *b, const char *value, int expire)
 {
     request_rec *r = b->r;
     const char *secure = ap_ssl_conn_is_ssl(r->connection) ? "; Secure" : "";
+    const char *route = lem_srv_conf(r->server)->route;
 
     apr_table_addn(r->err_headers_out, "Set-Cookie", apr_psprintf(
-        r->pool, "%s=%s; Path=%s; HttpOnly; SameSite=Strict%s%s",
-        b->conf->cookie_name, value, b->conf->location,
+        r->pool, "%s=%s%s%s; Path=%s; HttpOnly; SameSite=Strict%s%s",
+        b->conf->cookie_name, value, route && !expire ? "." : "",
+        route && !expire ? route : "", b->conf->location,
         expire ? "; Max-Age=0" : "", secure));
 }
 
@@ -492,6 +497,72 @@ static lem_batch_t *batch_new(request_rec *r)
     return b;
 }
 
+/* The in-response steps; DONE when an answer was made along the way. */
+static int serve(lem_batch_t *b)
+{
+    int rc;
+
+    /* 1. the method and the media type */
+    if ((rc = check_request(b)) != OK) {
+        return rc;
+    }
+
+    /* draft 2.1.2: a chunked POST is an in-band session */
+    if (is_chunked(b->r)) {
+        return lem_inband_serve(b->r, b->conf, b->proto);
+    }
+
+    /* 2. the whole batch, checked */
+    if ((rc = read_batch(b)) != OK) {
+        return rc;
+    }
+
+    /* 3. the session */
+    if ((rc = attach_session(b)) != OK) {
+        return rc;
+    }
+
+    /* 4. relay */
+    lem_session_activity(lem_state.table, &b->id, LEM_ACT_BUSY);
+    b->be_error = b->proto->relay(b);
+    let_go(b);
+
+    /* 5. answer */
+    return send_answer(b);
+}
+
+/* Count the request for the status page, by how it ended. */
+static void tally(lem_batch_t *b, int status)
+{
+    lem_table_t *t = lem_state.table;
+
+    if (!t || is_chunked(b->r)) {
+        return;                 /* in-band counts its own */
+    }
+    lem_stat_add(t, LEM_STAT_REQUESTS, 1);
+    lem_stat_add(t, LEM_STAT_BYTES_IN, lem_spool_size(b->body));
+    lem_stat_add(t, LEM_STAT_BYTES_OUT, lem_spool_size(b->answer));
+    switch (status) {
+    case HTTP_REQUEST_ENTITY_TOO_LARGE:
+        lem_stat_add(t, LEM_STAT_LIMITS, 1);
+        /* fall through */
+    case HTTP_BAD_REQUEST:
+    case HTTP_METHOD_NOT_ALLOWED:
+    case HTTP_UNSUPPORTED_MEDIA_TYPE:
+        lem_stat_add(t, LEM_STAT_ERR_CLIENT, 1);
+        break;
+    case HTTP_BAD_GATEWAY:
+    case HTTP_GATEWAY_TIME_OUT:
+        lem_stat_add(t, LEM_STAT_ERR_BACKEND, 1);
+        break;
+    case HTTP_SERVICE_UNAVAILABLE:
+        lem_stat_add(t, LEM_STAT_ERR_BUSY, 1);
+        break;
+    default:
+        break;
+    }
+}
+
 int lem_handler(request_rec *r)
 {
     lem_batch_t *b;
@@ -502,32 +573,7 @@ int lem_handler(request_rec *r)
     }
     b = batch_new(r);
     lem_set_no_cache(r);
-
-    /* 1. the method and the media type */
-    if ((rc = check_request(b)) != OK) {
-        return rc == DONE ? OK : rc;
-    }
-
-    /* draft 2.1.2: a chunked POST is an in-band session */
-    if (is_chunked(r)) {
-        rc = lem_inband_serve(r, b->conf, b->proto);
-        return rc == DONE ? OK : rc;
-    }
-
-    /* 2. the whole batch, checked */
-    if ((rc = read_batch(b)) != OK) {
-        return rc == DONE ? OK : rc;
-    }
-
-    /* 3. the session */
-    if ((rc = attach_session(b)) != OK) {
-        return rc == DONE ? OK : rc;
-    }
-
-    /* 4. relay */
-    b->be_error = b->proto->relay(b);
-    let_go(b);
-
-    /* 5. answer */
-    return send_answer(b);
+    rc = serve(b);
+    tally(b, rc == DONE || rc == OK ? r->status : rc);
+    return rc == DONE ? OK : rc;
 }

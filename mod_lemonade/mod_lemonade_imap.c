@@ -456,10 +456,12 @@ static apr_status_t long_poll(imap_batch_t *b, const lem_imap_piece_t *piece)
     }
 
     /* 2. hold the request until something happens */
+    lem_session_activity(lem_state.table, &b->m->id, LEM_ACT_LONG_POLL);
     b->notices = 0;
     b->deadline = apr_time_now() + heartbeat(b->m);
     rv = pump(b, UNTIL_NOTICE);
     b->deadline = 0;
+    lem_session_activity(lem_state.table, &b->m->id, LEM_ACT_BUSY);
 
     /* 3. "DONE", and the tagged OK */
     if (rv == APR_SUCCESS) {

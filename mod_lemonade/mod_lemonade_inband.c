@@ -55,6 +55,7 @@ apr_status_t lem_inband_to_client(lem_inband_t *ib, const char *data,
 {
     apr_brigade_write(ib->out, NULL, NULL, data, len);
     ib->out_len += len;
+    ib->bytes_out += len;
     return ib->out_len >= LEM_CHUNK_MAX ? lem_inband_flush(ib) : APR_SUCCESS;
 }
 
@@ -129,6 +130,7 @@ static apr_status_t from_client(lem_inband_t *ib)
             }
             rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
             if (rv == APR_SUCCESS) {
+                ib->bytes_in += len;
                 rv = ib->proto->client_bytes(ib, data, len);
             }
             if (rv != APR_SUCCESS) {
@@ -247,6 +249,24 @@ static int open_backend(lem_inband_t *ib, char *greeting, apr_size_t cap,
                                         (unsigned)conf->backend_port, what));
 }
 
+/* The status page's figures: sessions open now, and what they carried. */
+static void count(lem_inband_t *ib, int open)
+{
+    lem_table_t *t = lem_state.table;
+
+    lem_stat_add(t, ib->proto->proto == LEM_PROTO_IMAP
+                    ? LEM_STAT_INBAND_IMAP : LEM_STAT_INBAND_SMTP, open);
+    if (open > 0) {
+        lem_stat_add(t, LEM_STAT_INBAND, 1);
+        return;
+    }
+    lem_stat_add(t, LEM_STAT_BYTES_IN, (apr_int64_t)ib->bytes_in);
+    lem_stat_add(t, LEM_STAT_BYTES_OUT, (apr_int64_t)ib->bytes_out);
+    if (ib->why && !ib->saw_bye) {
+        lem_stat_add(t, LEM_STAT_ERR_BACKEND, 1);
+    }
+}
+
 int lem_inband_serve(request_rec *r, const lem_dir_conf_t *conf,
                      const lem_protocol_t *proto)
 {
@@ -287,10 +307,12 @@ int lem_inband_serve(request_rec *r, const lem_dir_conf_t *conf,
     lem_inband_flush(ib);
 
     /* 3. both ways, until either side ends */
+    count(ib, 1);
     relay(ib);
 
     /* 4. the end */
     finish(ib);
+    count(ib, -1);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, LEMLOGNO(0409)
                   "in-band: session ended (%s)", ib->client_gone
                   ? "client went away" : ib->why ? ib->why

@@ -70,6 +70,8 @@ typedef struct {
     int                   client_gone;  /* it hung up, or cannot be written */
     int                   backend_done; /* closed, failed or malformed */
     const char           *why;          /* why the backend side ended */
+    apr_uint64_t          bytes_in;     /* from the client, for the status */
+    apr_uint64_t          bytes_out;
 } lem_inband_t;
 
 struct lem_protocol_t {

@@ -1,5 +1,6 @@
 /* Licensed under the Apache License, Version 2.0; see LICENSE and NOTICE. */
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
 
 #include <httpd.h>
@@ -188,6 +189,7 @@ void lem_session_touch(lem_table_t *t, const lem_id_t *id,
     if ((slot = slot_of(t, id)) != NULL) {
         slot->last_used = apr_time_now();
         slot->flags = flags;
+        slot->activity = LEM_ACT_IDLE;
     }
     unlock(t);
 }
@@ -205,6 +207,40 @@ void lem_session_release(lem_table_t *t, const lem_id_t *id)
         t->hdr->closed++;
     }
     unlock(t);
+}
+
+void lem_session_activity(lem_table_t *t, const lem_id_t *id,
+                          lem_activity_t activity)
+{
+    lem_slot_t *slot;
+
+    if (!lock(t)) {
+        return;
+    }
+    if ((slot = slot_of(t, id)) != NULL) {
+        slot->activity = activity;
+    }
+    unlock(t);
+}
+
+void lem_stat_add(lem_table_t *t, lem_stat_t which, apr_int64_t n)
+{
+    apr_atomic_add64(&t->hdr->stats[which], (apr_uint64_t)n);
+}
+
+void lem_table_header(lem_table_t *t, lem_table_hdr_t *copy)
+{
+    int i;
+
+    if (!lock(t)) {
+        memset(copy, 0, sizeof(*copy));
+        return;
+    }
+    *copy = *t->hdr;
+    unlock(t);
+    for (i = 0; i < LEM_STAT_MAX; i++) {
+        copy->stats[i] = apr_atomic_read64(&t->hdr->stats[i]);
+    }
 }
 
 lem_slot_state_t lem_table_peek(lem_table_t *t, apr_uint32_t n,

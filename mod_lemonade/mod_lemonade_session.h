@@ -43,8 +43,32 @@ typedef enum {
     LEM_SLOT_OPEN          /* the keeper holds the backend connection */
 } lem_slot_state_t;
 
+/* What an OPEN session is doing, for the status page. */
+typedef enum {
+    LEM_ACT_IDLE = 0,      /* waiting for its next request */
+    LEM_ACT_BUSY,          /* a request is using it */
+    LEM_ACT_LONG_POLL      /* a request holds it in IDLE */
+} lem_activity_t;
+
+/* Counters of the whole server, for the status page. Those marked "now"
+ * go up and down; the others only up. */
+typedef enum {
+    LEM_STAT_REQUESTS = 0,   /* in-response requests answered */
+    LEM_STAT_INBAND,         /* in-band sessions served */
+    LEM_STAT_INBAND_IMAP,    /* in-band IMAP sessions open now */
+    LEM_STAT_INBAND_SMTP,    /* in-band SMTP sessions open now */
+    LEM_STAT_BYTES_IN,       /* from clients, request bodies */
+    LEM_STAT_BYTES_OUT,      /* to clients, answer bodies */
+    LEM_STAT_ERR_CLIENT,     /* bad requests: 400, 405, 413, 415 */
+    LEM_STAT_ERR_BACKEND,    /* servers down, slow or broken: 502, 504 */
+    LEM_STAT_ERR_BUSY,       /* sessions busy too long: 503 */
+    LEM_STAT_LIMITS,         /* a limit was hit: 413, table full */
+    LEM_STAT_MAX
+} lem_stat_t;
+
 typedef struct {
     apr_uint32_t        state;         /* lem_slot_state_t */
+    apr_uint32_t        activity;      /* lem_activity_t, when OPEN */
     apr_uint32_t        proto;         /* lem_proto_t */
     unsigned char       id[LEM_ID_BYTES];
     apr_time_t          created;
@@ -62,6 +86,7 @@ typedef struct {
     apr_uint32_t pad;
     apr_uint64_t opened;           /* sessions ever opened */
     apr_uint64_t closed;           /* sessions ever closed */
+    apr_uint64_t stats[LEM_STAT_MAX]; /* lem_stat_t, atomic, no lock */
 } lem_table_hdr_t;
 
 typedef struct lem_table_t lem_table_t;
@@ -113,9 +138,19 @@ void lem_session_touch(lem_table_t *table, const lem_id_t *id,
 /* Free the slot if it still belongs to `id`. */
 void lem_session_release(lem_table_t *table, const lem_id_t *id);
 
+/* Say what the session is doing now. */
+void lem_session_activity(lem_table_t *table, const lem_id_t *id,
+                          lem_activity_t activity);
+
+/* Add `n` to a counter (a negative `n` to a "now" counter). */
+void lem_stat_add(lem_table_t *table, lem_stat_t which, apr_int64_t n);
+
+/* A copy of the header, counters included, for the status page. */
+void lem_table_header(lem_table_t *table, lem_table_hdr_t *copy);
+
 /*
- * For the keeper's sweep: copy slot `n` out under the lock. Returns
- * the slot's state.
+ * For the keeper's sweep and the status page: copy slot `n` out under
+ * the lock. Returns the slot's state.
  */
 lem_slot_state_t lem_table_peek(lem_table_t *table, apr_uint32_t n,
                                 lem_slot_t *copy);
