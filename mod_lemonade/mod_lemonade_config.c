@@ -17,6 +17,8 @@
 #define DEF_IDLE_TIMEOUT     apr_time_from_sec(25 * 60) /* < IMAP's 30 min */
 #define DEF_SESSION_WAIT     apr_time_from_sec(10)
 #define DEF_HEARTBEAT        apr_time_from_sec(55)  /* < proxies' 60 s */
+#define DEF_LIFETIME         apr_time_from_sec(24 * 3600)
+#define DEF_MAX_PER_CLIENT   256    /* room for a NAT of a small office */
 #define DEF_COOKIE_NAME      "lemonade_session"
 #define DEF_MAX_BODY         ((apr_off_t)64 * 1024 * 1024)
 #define DEF_MAX_LINE         ((apr_size_t)64 * 1024)
@@ -35,6 +37,10 @@ void *lem_dir_conf_create(apr_pool_t *p, char *dir)
     conf->idle_timeout = UNSET;
     conf->session_wait = UNSET;
     conf->heartbeat = UNSET;
+    conf->lifetime = UNSET;
+    conf->max_per_client = UNSET;
+    conf->bind_address = UNSET;
+    conf->require_tls = UNSET;
     conf->max_body = UNSET;
     conf->max_line = 0;
     conf->max_literal = UNSET;
@@ -60,6 +66,10 @@ void *lem_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     PICK(idle_timeout, UNSET);
     PICK(session_wait, UNSET);
     PICK(heartbeat, UNSET);
+    PICK(lifetime, UNSET);
+    PICK(max_per_client, UNSET);
+    PICK(bind_address, UNSET);
+    PICK(require_tls, UNSET);
     PICK(cookie_name, NULL);
     PICK(max_body, UNSET);
     PICK(max_line, 0);
@@ -93,6 +103,10 @@ const lem_dir_conf_t *lem_dir_conf(const request_rec *r)
     DEFAULT(idle_timeout, UNSET, DEF_IDLE_TIMEOUT);
     DEFAULT(session_wait, UNSET, DEF_SESSION_WAIT);
     DEFAULT(heartbeat, UNSET, DEF_HEARTBEAT);
+    DEFAULT(lifetime, UNSET, DEF_LIFETIME);
+    DEFAULT(max_per_client, UNSET, DEF_MAX_PER_CLIENT);
+    DEFAULT(bind_address, UNSET, 0);
+    DEFAULT(require_tls, UNSET, 0);
     DEFAULT(cookie_name, NULL, DEF_COOKIE_NAME);
     DEFAULT(max_body, UNSET, DEF_MAX_BODY);
     DEFAULT(max_line, 0, DEF_MAX_LINE);
@@ -216,17 +230,24 @@ static const char *set_size(cmd_parms *cmd, void *dconf, const char *arg)
     return err;
 }
 
-static const char *set_max_commands(cmd_parms *cmd, void *dconf,
-                                    const char *arg)
+static const char *set_count(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    lem_dir_conf_t *conf = dconf;
+    char *base = dconf;
     int n = atoi(arg);
 
     if (n <= 0 || n > 1000000) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a count from 1 to "
                             "1000000", cmd->cmd->name, arg);
     }
-    conf->max_commands = n;
+    *(int *)(base + (apr_size_t)cmd->info) = n;
+    return NULL;
+}
+
+static const char *set_flag(cmd_parms *cmd, void *dconf, int on)
+{
+    char *base = dconf;
+
+    *(int *)(base + (apr_size_t)cmd->info) = on;
     return NULL;
 }
 
@@ -336,8 +357,24 @@ const command_rec lem_cmds[] = {
     AP_INIT_TAKE1("LemonadeMaxLiteralSize", set_off,
         DIR_OFFSET(max_literal), ACCESS_CONF,
         "the largest literal accepted (default 64M)"),
-    AP_INIT_TAKE1("LemonadeMaxCommands", set_max_commands, NULL,
-        ACCESS_CONF, "the most commands in one request (default 1000)"),
+    AP_INIT_TAKE1("LemonadeMaxCommands", set_count,
+        DIR_OFFSET(max_commands), ACCESS_CONF,
+        "the most commands in one request (default 1000)"),
+    AP_INIT_TAKE1("LemonadeMaxSessionsPerClient", set_count,
+        DIR_OFFSET(max_per_client), ACCESS_CONF,
+        "the most in-response sessions one client address may hold "
+        "(default 256)"),
+    AP_INIT_TAKE1("LemonadeSessionMaxLifetime", set_interval,
+        DIR_OFFSET(lifetime), ACCESS_CONF,
+        "the longest an in-response session lives, used or not "
+        "(default 24h)"),
+    AP_INIT_FLAG("LemonadeSessionBindAddress", set_flag,
+        DIR_OFFSET(bind_address), ACCESS_CONF,
+        "On: a session is found only from the client address that opened "
+        "it (default Off)"),
+    AP_INIT_FLAG("LemonadeRequireTLS", set_flag,
+        DIR_OFFSET(require_tls), ACCESS_CONF,
+        "On: refuse the binding over plain HTTP with 403 (default Off)"),
     AP_INIT_TAKE1("LemonadeSpoolMemory", set_size,
         DIR_OFFSET(spool_memory), ACCESS_CONF,
         "how much of a request or answer is held in memory before the "

@@ -32,6 +32,11 @@ typedef struct {
     apr_interval_time_t idle_timeout;     /* a session nobody uses */
     apr_interval_time_t session_wait;     /* for a session in use */
     apr_interval_time_t heartbeat;        /* longest long poll */
+    apr_interval_time_t lifetime;         /* longest a session lives */
+    int                 max_per_client;   /* sessions per client address */
+    int                 bind_address;     /* a session answers only its
+                                           * client's address; -1 unset */
+    int                 require_tls;      /* refuse plain HTTP; -1 unset */
     const char         *cookie_name;
     apr_off_t           max_body;         /* request body, bytes */
     apr_size_t          max_line;         /* one command line, bytes */

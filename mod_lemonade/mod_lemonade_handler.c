@@ -121,6 +121,15 @@ static int check_request(lem_batch_t *b)
 {
     request_rec *r = b->r;
 
+    /* draft 3: "the client SHOULD use HTTPS instead of HTTP" */
+    if (b->conf->require_tls && !ap_ssl_conn_is_ssl(r->connection)) {
+        ap_discard_request_body(r);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, LEMLOGNO(0305)
+                      "client used plain HTTP where LemonadeRequireTLS is "
+                      "on");
+        return lem_answer_line(r, HTTP_FORBIDDEN, "this binding is served "
+                               "over HTTPS only");
+    }
     if (r->method_number == M_OPTIONS) {
         ap_discard_request_body(r);
         return answer_options(b);
@@ -251,6 +260,8 @@ static int borrow_session(lem_batch_t *b)
         || !value
         || lem_id_parse(&b->id, value, strlen(value)) != APR_SUCCESS
         || lem_session_find(lem_state.table, &b->id, b->conf->proto,
+                            b->conf->bind_address ? b->r->useragent_ip
+                                                  : NULL,
                             &b->flags) != APR_SUCCESS) {
         return DECLINED;
     }
@@ -321,6 +332,41 @@ static int read_greeting(lem_batch_t *b)
     return OK;
 }
 
+/* A slot for a new session, within LemonadeMaxSessions and
+ * LemonadeMaxSessionsPerClient: OK, or DONE with a 503 or a 429. */
+static int reserve_slot(lem_batch_t *b)
+{
+    request_rec *r = b->r;
+    lem_session_spec_t spec;
+    apr_status_t rv;
+
+    spec.proto = b->conf->proto;
+    spec.client_ip = r->useragent_ip;
+    spec.idle_timeout = b->conf->idle_timeout;
+    spec.lifetime = b->conf->lifetime;
+    spec.max_per_client = b->conf->max_per_client;
+    rv = lem_session_reserve(lem_state.table, &spec, &b->id);
+    if (rv == APR_SUCCESS) {
+        return OK;
+    }
+    lem_stat_add(lem_state.table, LEM_STAT_LIMITS, 1);
+    if (rv == APR_EBUSY) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, LEMLOGNO(0315)
+                      "client holds %d sessions already "
+                      "(LemonadeMaxSessionsPerClient)",
+                      b->conf->max_per_client);
+        apr_table_setn(r->err_headers_out, "Retry-After", "60");
+        return lem_answer_line(r, HTTP_TOO_MANY_REQUESTS,
+                               "this address holds too many sessions: log "
+                               "out of one, or try again later");
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, LEMLOGNO(0313)
+                  "no session slot free (LemonadeMaxSessions)");
+    apr_table_setn(r->err_headers_out, "Retry-After", "30");
+    return lem_answer_line(r, HTTP_SERVICE_UNAVAILABLE,
+                           "too many sessions; try again later");
+}
+
 static int open_session(lem_batch_t *b)
 {
     request_rec *r = b->r;
@@ -328,14 +374,9 @@ static int open_session(lem_batch_t *b)
     apr_status_t rv;
 
     /* 1. a slot of the table */
-    rv = lem_session_reserve(lem_state.table, b->conf->proto,
-                             r->useragent_ip, b->conf->idle_timeout, &b->id);
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, LEMLOGNO(0313)
-                      "no session slot free (LemonadeMaxSessions)");
-        apr_table_setn(r->err_headers_out, "Retry-After", "30");
-        return lem_answer_line(r, HTTP_SERVICE_UNAVAILABLE,
-                           "too many sessions; try again later");
+    rv = reserve_slot(b);
+    if (rv != OK) {
+        return rv;
     }
 
     /* 2. the backend, and its greeting */
@@ -358,7 +399,8 @@ static int open_session(lem_batch_t *b)
     /* 3. the keeper holds the connection from now on */
     rv = lem_link_open(&b->link, lem_state.socket_path);
     if (rv == APR_SUCCESS) {
-        rv = lem_link_adopt(&b->link, &b->id, b->conf->idle_timeout, fd);
+        rv = lem_link_adopt(&b->link, &b->id, b->conf->idle_timeout,
+                            b->conf->lifetime, fd);
     }
     if (rv != APR_SUCCESS) {
         lem_link_release(&b->link);
@@ -557,6 +599,10 @@ static void tally(lem_batch_t *b, int status)
         break;
     case HTTP_SERVICE_UNAVAILABLE:
         lem_stat_add(t, LEM_STAT_ERR_BUSY, 1);
+        break;
+    case HTTP_FORBIDDEN:
+    case HTTP_TOO_MANY_REQUESTS:
+        lem_stat_add(t, LEM_STAT_ERR_CLIENT, 1);
         break;
     default:
         break;

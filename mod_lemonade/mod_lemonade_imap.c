@@ -142,6 +142,7 @@ typedef struct {
     int                   cancel;     /* an unasked "+" to answer with "*" */
     int                   in_cont;    /* inside a "+" line we consume */
     int                   in_tagged;  /* inside a tagged response */
+    int                   in_bad;     /* inside an untagged BAD */
     const char           *cur_tag;    /* of the command being sent */
     int                   saw_bye;
     int                   notices;    /* untagged data seen (long poll) */
@@ -167,32 +168,60 @@ static lem_pending_t *pending_of(imap_batch_t *b, const char *tag)
     return NULL;
 }
 
-/* A tagged response: the command it completes is answered. */
-static void on_tagged(imap_batch_t *b)
+/* Command `p` is answered with `status`. */
+static void complete(imap_batch_t *b, lem_pending_t *p, lem_status_t status)
 {
-    lem_pending_t *p = pending_of(b, b->resp.tag);
     lem_pending_t *all = (lem_pending_t *)b->pending->elts;
 
-    if (!p) {
-        return;
-    }
     p->done = 1;
     b->outstanding--;
     while (b->first_open < b->pending->nelts && all[b->first_open].done) {
         b->first_open++;
     }
-    if (b->resp.status != LEM_STATUS_OK) {
+    if (status != LEM_STATUS_OK) {
         b->m->any_failed = 1;
     }
-    if (b->cont_wanted && b->cur_tag && !strcmp(b->cur_tag, b->resp.tag)) {
+    if (b->cont_wanted && b->cur_tag && !strcmp(b->cur_tag, p->tag)) {
         b->cont_refused = 1;
     }
+}
+
+/* A tagged response: the command it completes is answered. */
+static void on_tagged(imap_batch_t *b)
+{
+    lem_pending_t *p = pending_of(b, b->resp.tag);
+
+    if (p) {
+        complete(b, p, b->resp.status);
+    }
+}
+
+/*
+ * An untagged BAD: a server that cannot read a command line (Dovecot, for
+ * a tag with "]", which RFC 3501 allows) answers it so, and that command
+ * will never get a tagged answer. It is taken for the oldest command not
+ * answered, which is given a tagged BAD of the gateway's, so that the
+ * batch ends instead of waiting for LemonadeBackendTimeout.
+ */
+static void on_untagged_bad(imap_batch_t *b)
+{
+    lem_pending_t *p = (lem_pending_t *)b->pending->elts + b->first_open;
+    const char *line;
+
+    if (b->outstanding == 0 || b->first_open >= b->pending->nelts) {
+        return;
+    }
+    line = apr_psprintf(b->m->r->pool, "%s BAD the server could not read "
+                        "this command and answered it untagged\r\n",
+                        p->tag);
+    answer_write(b, line, strlen(line));
+    complete(b, p, LEM_STATUS_BAD);
 }
 
 /* The start of a response: decide what becomes of it. */
 static void on_response_head(imap_batch_t *b)
 {
-    b->in_cont = b->in_tagged = 0;
+    b->in_cont = b->in_tagged = b->in_bad = 0;
     switch (b->resp.kind) {
     case LEM_RESP_CONTINUATION:
         /* ours to answer: a literal's go-ahead, or an unasked request
@@ -212,6 +241,7 @@ static void on_response_head(imap_batch_t *b)
         if (b->resp.status == LEM_STATUS_BYE) {
             b->saw_bye = 1;
         }
+        b->in_bad = b->resp.status == LEM_STATUS_BAD;
         /* "* 4 EXISTS", "* 2 EXPUNGE", ... is news; "* OK Still here"
          * is only a keepalive */
         if (b->resp.status == LEM_STATUS_NONE) {
@@ -326,6 +356,9 @@ static apr_status_t pump(imap_batch_t *b, lem_until_t until)
         if (piece.last && b->in_tagged) {
             on_tagged(b);
         }
+        else if (piece.last && b->in_bad) {
+            on_untagged_bad(b);
+        }
     }
 }
 
@@ -375,28 +408,39 @@ static const char *refusal(const lem_cmd_parser_t *cp,
     return NULL;
 }
 
-static void start_command(imap_batch_t *b, const lem_cmd_parser_t *cp,
-                          const lem_imap_piece_t *piece)
+/*
+ * A new command: registered as waiting for its answer, or, when the mode
+ * cannot carry it, answered with the gateway's BAD in its place among the
+ * others (after those before it are answered, when `live`).
+ */
+static apr_status_t start_command(imap_batch_t *b,
+                                  const lem_cmd_parser_t *cp,
+                                  const lem_imap_piece_t *piece, int live)
 {
     const char *why = refusal(cp, piece);
     lem_pending_t *p;
+    apr_status_t rv;
 
     b->skipping = 0;
     b->cur_tag = NULL;
     if (why) {
+        if (live && (rv = pump(b, UNTIL_ALL_DONE)) != APR_SUCCESS) {
+            return rv;
+        }
         answer_write(b, cp->tag, strlen(cp->tag));
         answer_write(b, " BAD ", 5);
         answer_write(b, why, strlen(why));
         answer_write(b, "\r\n", 2);
         b->m->any_failed = 1;
         b->skipping = 1;
-        return;
+        return APR_SUCCESS;
     }
     p = apr_array_push(b->pending);
     apr_cpystrn(p->tag, cp->tag, sizeof(p->tag));
     p->done = 0;
     b->outstanding++;
     b->cur_tag = p->tag;
+    return APR_SUCCESS;
 }
 
 /* Send a line that ends in "{n}": wait for "+" before the octets. */
@@ -479,8 +523,9 @@ static apr_status_t relay_event(imap_batch_t *b, const lem_cmd_parser_t *cp,
 {
     apr_status_t rv;
 
-    if (ev == LEM_IMAP_TEXT && piece->first) {
-        start_command(b, cp, piece);
+    if (ev == LEM_IMAP_TEXT && piece->first
+        && (rv = start_command(b, cp, piece, 1)) != APR_SUCCESS) {
+        return rv;
     }
     if (b->skipping) {
         return APR_SUCCESS;
@@ -559,7 +604,7 @@ static apr_status_t relay_batch(imap_batch_t *b)
                 }
             }
             else if (ev == LEM_IMAP_TEXT && piece.first) {
-                start_command(b, &cp, &piece);
+                start_command(b, &cp, &piece, 0);
             }
         }
     }

@@ -64,6 +64,7 @@ typedef struct {
     apr_uint32_t  op;
     apr_uint32_t  slot;
     apr_uint32_t  idle_ms;
+    apr_uint32_t  life_s;          /* ADOPT: longest the session lives */
     unsigned char id[LEM_ID_BYTES];
 } keeper_msg_t;
 
@@ -191,6 +192,7 @@ struct sess_s {
     int                 watched; /* in the epoll set */
     apr_time_t          idle_since;
     apr_interval_time_t idle_timeout;
+    apr_time_t          expires;   /* end of its lifetime */
 };
 
 typedef struct {
@@ -343,6 +345,7 @@ static void on_adopt(keeper_t *k, link_t *l)
     memcpy(ss->id.bytes, m->id, LEM_ID_BYTES);
     ss->id.slot = m->slot;
     ss->idle_timeout = apr_time_from_msec(m->idle_ms);
+    ss->expires = apr_time_now() + apr_time_from_sec(m->life_s);
     ss->borrower = l;
     l->lent = ss;
     reply(l, ST_OK, -1);
@@ -454,9 +457,14 @@ static void sweep(keeper_t *k, apr_time_t now)
     for (n = 0; n < k->nslots; n++) {
         sess_t *ss = &k->sess[n];
 
-        if (ss->fd >= 0 && !ss->borrower
-            && now - ss->idle_since >= ss->idle_timeout) {
+        if (ss->fd < 0 || ss->borrower) {
+            continue;
+        }
+        if (now - ss->idle_since >= ss->idle_timeout) {
             close_session(k, ss, "idle timeout");
+        }
+        else if (now >= ss->expires) {
+            close_session(k, ss, "lifetime over");
         }
     }
     if (now - k->last_opening_sweep < KEEPER_OPENING_MAX) {
@@ -759,7 +767,7 @@ apr_status_t lem_link_open(lem_link_t *link, const char *path)
 
 static apr_status_t link_send(lem_link_t *link, keeper_op_t op,
                               const lem_id_t *id, apr_uint32_t idle_ms,
-                              int fd)
+                              apr_uint32_t life_s, int fd)
 {
     keeper_msg_t m;
 
@@ -768,6 +776,7 @@ static apr_status_t link_send(lem_link_t *link, keeper_op_t op,
     m.op = op;
     m.slot = id->slot;
     m.idle_ms = idle_ms;
+    m.life_s = life_s;
     memcpy(m.id, id->bytes, LEM_ID_BYTES);
     return send_with_fd(link->fd, &m, sizeof(m), fd) ? APR_EGENERAL
                                                      : APR_SUCCESS;
@@ -810,18 +819,24 @@ static apr_status_t link_reply(lem_link_t *link, apr_interval_time_t wait,
     return APR_SUCCESS;
 }
 
+/* A time as a 32-bit count of `unit`s, saturated. */
+static apr_uint32_t clamp32(apr_interval_time_t t, apr_interval_time_t unit)
+{
+    apr_uint64_t n = (apr_uint64_t)(t / unit);
+
+    return n > 0xffffffffu ? 0xffffffffu : (apr_uint32_t)n;
+}
+
 apr_status_t lem_link_adopt(lem_link_t *link, const lem_id_t *id,
                             apr_interval_time_t idle_timeout,
-                            int backend_fd)
+                            apr_interval_time_t lifetime, int backend_fd)
 {
-    apr_uint64_t ms = (apr_uint64_t)apr_time_as_msec(idle_timeout);
     keeper_status_t status;
     int none = -1;
     apr_status_t rv;
 
-    rv = link_send(link, OP_ADOPT, id,
-                   ms > 0xffffffffu ? 0xffffffffu : (apr_uint32_t)ms,
-                   backend_fd);
+    rv = link_send(link, OP_ADOPT, id, clamp32(idle_timeout, 1000),
+                   clamp32(lifetime, APR_USEC_PER_SEC), backend_fd);
     if (rv == APR_SUCCESS) {
         rv = link_reply(link, apr_time_from_sec(10), &status, &none);
     }
@@ -841,7 +856,7 @@ apr_status_t lem_link_attach(lem_link_t *link, const lem_id_t *id,
     apr_status_t rv;
 
     *backend_fd = -1;
-    rv = link_send(link, OP_ATTACH, id, 0, -1);
+    rv = link_send(link, OP_ATTACH, id, 0, 0, -1);
     if (rv == APR_SUCCESS) {
         rv = link_reply(link, wait, &status, backend_fd);
     }
@@ -864,7 +879,7 @@ apr_status_t lem_link_close_session(lem_link_t *link, const lem_id_t *id)
     int none = -1;
     apr_status_t rv;
 
-    rv = link_send(link, OP_CLOSE, id, 0, -1);
+    rv = link_send(link, OP_CLOSE, id, 0, 0, -1);
     if (rv == APR_SUCCESS) {
         rv = link_reply(link, apr_time_from_sec(10), &status, &none);
     }

@@ -27,7 +27,8 @@
  *   (link closed)                -------------->  given back; idle clock
  *
  * While a socket is not lent the keeper watches it for the backend's
- * hang-up and closes sessions idle for longer than their timeout, freeing
+ * hang-up and closes sessions idle for longer than their timeout or past
+ * their lifetime, freeing
  * their slots in the table. The keeper reads no byte of any session, so
  * whatever the backend sends between requests waits in the socket for the
  * next borrower.
@@ -55,11 +56,12 @@ typedef struct {
 /* Connect to the keeper. APR_SUCCESS or the socket error. */
 apr_status_t lem_link_open(lem_link_t *link, const char *path);
 
-/* Hand the new session's backend socket to the keeper; the link keeps it
- * lent to this request until lem_link_release(). */
+/* Hand the new session's backend socket to the keeper, to be closed when
+ * idle for `idle_timeout` or `lifetime` after now; the link keeps it lent
+ * to this request until lem_link_release(). */
 apr_status_t lem_link_adopt(lem_link_t *link, const lem_id_t *id,
                             apr_interval_time_t idle_timeout,
-                            int backend_fd);
+                            apr_interval_time_t lifetime, int backend_fd);
 
 /*
  * Borrow the session's backend socket into `*backend_fd`, waiting at most

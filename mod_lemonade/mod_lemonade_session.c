@@ -109,37 +109,56 @@ static lem_slot_t *slot_of(lem_table_t *t, const lem_id_t *id)
     return slot;
 }
 
-apr_status_t lem_session_reserve(lem_table_t *t, lem_proto_t proto,
-                                 const char *client_ip,
-                                 apr_interval_time_t idle_timeout,
+/* A FREE slot, or -1; and how many slots `ip` holds. Under the lock. */
+static int free_slot(lem_table_t *t, const char *ip, int *held)
+{
+    apr_uint32_t n;
+    int found = -1;
+
+    *held = 0;
+    for (n = 0; n < t->hdr->nslots; n++) {
+        lem_slot_t *slot = &t->slots[n];
+
+        if (slot->state == LEM_SLOT_FREE) {
+            found = found < 0 ? (int)n : found;
+        }
+        else if (!strcmp(slot->client_ip, ip)) {
+            (*held)++;
+        }
+    }
+    return found;
+}
+
+apr_status_t lem_session_reserve(lem_table_t *t,
+                                 const lem_session_spec_t *spec,
                                  lem_id_t *id)
 {
-    apr_status_t rv = APR_ENOSPC;
-    apr_uint32_t n;
+    apr_status_t rv;
     lem_slot_t *slot;
+    int n, held;
 
     if (!lock(t)) {
         return APR_EGENERAL;
     }
-    for (n = 0; n < t->hdr->nslots; n++) {
+    n = free_slot(t, spec->client_ip, &held);
+    if (n < 0 || held >= spec->max_per_client) {
+        unlock(t);
+        return n < 0 ? APR_ENOSPC : APR_EBUSY;
+    }
+    rv = lem_id_generate(id, (apr_uint32_t)n);
+    if (rv == APR_SUCCESS) {
         slot = &t->slots[n];
-        if (slot->state != LEM_SLOT_FREE) {
-            continue;
-        }
-        rv = lem_id_generate(id, n);
-        if (rv != APR_SUCCESS) {
-            break;
-        }
         memset(slot, 0, sizeof(*slot));
         slot->state = LEM_SLOT_OPENING;
-        slot->proto = proto;
+        slot->proto = spec->proto;
         memcpy(slot->id, id->bytes, LEM_ID_BYTES);
         slot->created = slot->last_used = apr_time_now();
-        slot->idle_timeout = idle_timeout;
-        apr_cpystrn(slot->client_ip, client_ip, sizeof(slot->client_ip));
+        slot->idle_timeout = spec->idle_timeout;
+        slot->expires = slot->created + spec->lifetime;
+        apr_cpystrn(slot->client_ip, spec->client_ip,
+                    sizeof(slot->client_ip));
         t->hdr->in_use++;
         t->hdr->opened++;
-        break;
     }
     unlock(t);
     return rv;
@@ -159,9 +178,11 @@ void lem_session_opened(lem_table_t *t, const lem_id_t *id)
 }
 
 apr_status_t lem_session_find(lem_table_t *t, const lem_id_t *id,
-                              lem_proto_t proto, apr_uint32_t *flags)
+                              lem_proto_t proto, const char *client_ip,
+                              apr_uint32_t *flags)
 {
     apr_status_t rv = APR_NOTFOUND;
+    apr_time_t now = apr_time_now();
     lem_slot_t *slot;
 
     if (!lock(t)) {
@@ -169,7 +190,9 @@ apr_status_t lem_session_find(lem_table_t *t, const lem_id_t *id,
     }
     slot = slot_of(t, id);
     if (slot && slot->state == LEM_SLOT_OPEN && slot->proto == proto
-        && apr_time_now() - slot->last_used < slot->idle_timeout) {
+        && now - slot->last_used < slot->idle_timeout
+        && now < slot->expires
+        && (!client_ip || !strcmp(client_ip, slot->client_ip))) {
         slot->requests++;
         *flags = slot->flags;
         rv = APR_SUCCESS;

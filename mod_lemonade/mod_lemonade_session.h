@@ -74,6 +74,7 @@ typedef struct {
     apr_time_t          created;
     apr_time_t          last_used;     /* end of the last request */
     apr_interval_time_t idle_timeout;  /* from the Location that made it */
+    apr_time_t          expires;       /* its end, used or not */
     apr_uint32_t        requests;      /* served so far */
     apr_uint32_t        flags;         /* the protocol's, between requests */
     char                client_ip[48]; /* who opened it */
@@ -108,14 +109,23 @@ void lem_table_reset(lem_table_t *table);
 
 int lem_table_slots(const lem_table_t *table);
 
+/* What a new session is given. */
+typedef struct {
+    lem_proto_t         proto;
+    const char         *client_ip;
+    apr_interval_time_t idle_timeout;
+    apr_interval_time_t lifetime;
+    int                 max_per_client;   /* sessions of client_ip */
+} lem_session_spec_t;
+
 /*
  * Take a FREE slot for a new session and give it a fresh id.
- * APR_ENOSPC when the table is full, APR_EGENERAL when no random id could
- * be made.
+ * APR_ENOSPC when the table is full, APR_EBUSY when the client address
+ * holds max_per_client sessions already, APR_EGENERAL when no random id
+ * could be made.
  */
-apr_status_t lem_session_reserve(lem_table_t *table, lem_proto_t proto,
-                                 const char *client_ip,
-                                 apr_interval_time_t idle_timeout,
+apr_status_t lem_session_reserve(lem_table_t *table,
+                                 const lem_session_spec_t *spec,
                                  lem_id_t *id);
 
 /* OPENING -> OPEN, once the keeper has the connection. */
@@ -123,12 +133,14 @@ void lem_session_opened(lem_table_t *table, const lem_id_t *id);
 
 /*
  * Look up a session named by a client: APR_SUCCESS when `id` is an OPEN
- * slot of protocol `proto` whose idle time has not run out, with the
+ * slot of protocol `proto` whose idle time and lifetime have not run out
+ * (and, when `client_ip` is given, that was opened from it), with the
  * flags the protocol left in `*flags`; APR_NOTFOUND otherwise (unknown,
  * expired, other protocol or forged).
  */
 apr_status_t lem_session_find(lem_table_t *table, const lem_id_t *id,
-                              lem_proto_t proto, apr_uint32_t *flags);
+                              lem_proto_t proto, const char *client_ip,
+                              apr_uint32_t *flags);
 
 /* Note the end of a request on the session, and the protocol's flags
  * for the next one. */

@@ -81,8 +81,9 @@ def options_is_a_probe(t, port, mpm):
          "%s: OPTIONS lists POST and OPTIONS in Allow" % mpm)
     t.eq(headers.get("Lemonade-Protocol"), "IMAP",
          "%s: OPTIONS says the URL is bound to IMAP" % mpm)
-    t.eq(headers.get("Lemonade-Modes"), "in-response",
-         "%s: OPTIONS offers the in-response mode (draft 2.1.1)" % mpm)
+    t.eq(headers.get("Lemonade-Modes"), "in-response, in-band, long-poll",
+         "%s: OPTIONS offers in-response (2.1.1), in-band (2.1.2) and "
+         "long-poll modes" % mpm)
     t.eq(body, b"", "%s: OPTIONS has no body" % mpm)
     t.ok(no_cache(headers), "%s: OPTIONS forbids caching (draft 3)" % mpm,
          str(headers))
