@@ -1,6 +1,7 @@
 /* Licensed under the Apache License, Version 2.0; see LICENSE and NOTICE. */
 
 #include <apr_lib.h>
+#include <apr_file_info.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
 
@@ -38,6 +39,7 @@ void *lem_dir_conf_create(apr_pool_t *p, char *dir)
     conf->session_wait = UNSET;
     conf->heartbeat = UNSET;
     conf->lifetime = UNSET;
+    conf->starttls = UNSET;
     conf->max_per_client = UNSET;
     conf->bind_address = UNSET;
     conf->require_tls = UNSET;
@@ -62,6 +64,11 @@ void *lem_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     PICK(proto, LEM_PROTO_NONE);
     PICK(backend_host, NULL);
     PICK(backend_port, 0);
+    /* the scheme and its TLS go together */
+    conf->backend_tls = add->backend_url ? add->backend_tls
+                                         : base->backend_tls;
+    PICK(starttls, UNSET);
+    PICK(backend_ca, NULL);
     PICK(backend_timeout, UNSET);
     PICK(idle_timeout, UNSET);
     PICK(session_wait, UNSET);
@@ -107,6 +114,10 @@ const lem_dir_conf_t *lem_dir_conf(const request_rec *r)
     DEFAULT(max_per_client, UNSET, DEF_MAX_PER_CLIENT);
     DEFAULT(bind_address, UNSET, 0);
     DEFAULT(require_tls, UNSET, 0);
+    DEFAULT(starttls, UNSET, 0);
+    if (conf->starttls && conf->backend_tls == LEM_TLS_NONE) {
+        conf->backend_tls = LEM_TLS_STARTTLS;
+    }
     DEFAULT(cookie_name, NULL, DEF_COOKIE_NAME);
     DEFAULT(max_body, UNSET, DEF_MAX_BODY);
     DEFAULT(max_line, 0, DEF_MAX_LINE);
@@ -134,36 +145,65 @@ const char *lem_proto_name(lem_proto_t proto)
 /* Directive handlers                                                  */
 /* ------------------------------------------------------------------ */
 
+/* The schemes of LemonadeBackend, and what each means. */
+static const struct {
+    const char    *scheme;
+    lem_proto_t    proto;
+    lem_tls_mode_t tls;
+    apr_port_t     port;
+} schemes[] = {
+    { "imap",  LEM_PROTO_IMAP, LEM_TLS_NONE,     143 },
+    { "imaps", LEM_PROTO_IMAP, LEM_TLS_IMPLICIT, 993 },
+    { "smtp",  LEM_PROTO_SMTP, LEM_TLS_NONE,     25 },
+    { "smtps", LEM_PROTO_SMTP, LEM_TLS_IMPLICIT, 465 },
+};
+
 static const char *set_backend(cmd_parms *cmd, void *dconf, const char *arg)
 {
     lem_dir_conf_t *conf = dconf;
     apr_uri_t uri;
+    size_t i;
 
     if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS
         || !uri.scheme || !uri.hostname) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a URL of the form "
                             "imap://HOST:PORT", cmd->cmd->name, arg);
     }
-    if (!strcasecmp(uri.scheme, "imap")) {
-        conf->proto = LEM_PROTO_IMAP;
+    for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        if (!strcasecmp(uri.scheme, schemes[i].scheme)) {
+            break;
+        }
     }
-    else if (!strcasecmp(uri.scheme, "smtp")) {
-        conf->proto = LEM_PROTO_SMTP;
-    }
-    else {
+    if (i == sizeof(schemes) / sizeof(schemes[0])) {
         return apr_psprintf(cmd->pool, "%s: unsupported scheme '%s' in '%s' "
-                            "(use imap:// or smtp://)", cmd->cmd->name,
-                            uri.scheme, arg);
+                            "(use imap://, imaps://, smtp:// or smtps://)",
+                            cmd->cmd->name, uri.scheme, arg);
     }
     if (uri.user || uri.password || uri.query || uri.fragment
         || (uri.path && strcmp(uri.path, "/"))) {
         return apr_psprintf(cmd->pool, "%s: '%s' may name only a host and "
                             "a port", cmd->cmd->name, arg);
     }
+    conf->proto = schemes[i].proto;
+    conf->backend_tls = schemes[i].tls;
     conf->backend_url = arg;
     conf->backend_host = uri.hostname;
-    conf->backend_port = uri.port ? uri.port
-                       : (conf->proto == LEM_PROTO_IMAP ? 143 : 25);
+    conf->backend_port = uri.port ? uri.port : schemes[i].port;
+    return NULL;
+}
+
+static const char *set_ca(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    lem_dir_conf_t *conf = dconf;
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_finfo_t fi;
+
+    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->pool)
+                 != APR_SUCCESS || fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file of "
+                            "CA certificates", cmd->cmd->name, arg);
+    }
+    conf->backend_ca = path;
     return NULL;
 }
 
@@ -330,6 +370,13 @@ const command_rec lem_cmds[] = {
     AP_INIT_TAKE1("LemonadeBackend", set_backend, NULL, ACCESS_CONF,
         "imap://HOST:PORT or smtp://HOST:PORT: the server this Location "
         "carries commands to"),
+    AP_INIT_FLAG("LemonadeBackendStartTLS", set_flag,
+        DIR_OFFSET(starttls), ACCESS_CONF,
+        "On: protect an imap:// or smtp:// backend with STARTTLS before "
+        "anything else is sent (default Off)"),
+    AP_INIT_TAKE1("LemonadeBackendCA", set_ca, NULL, ACCESS_CONF,
+        "a file of CA certificates the backend's certificate is verified "
+        "against (default: the system's store)"),
     AP_INIT_TAKE1("LemonadeBackendTimeout", set_interval,
         DIR_OFFSET(backend_timeout), ACCESS_CONF,
         "how long to wait for the backend to connect or answer "

@@ -15,6 +15,13 @@
 #include <httpd.h>
 #include <http_config.h>
 
+/* How the connection to the backend is protected. */
+typedef enum {
+    LEM_TLS_NONE = 0,
+    LEM_TLS_IMPLICIT,          /* imaps://, smtps:// */
+    LEM_TLS_STARTTLS           /* LemonadeBackendStartTLS On */
+} lem_tls_mode_t;
+
 /* The protocol a Location is bound to (draft 2.1.4: "via the URL"). */
 typedef enum {
     LEM_PROTO_NONE = 0,
@@ -28,6 +35,9 @@ typedef struct {
     lem_proto_t         proto;         /* from the URL scheme */
     const char         *backend_host;
     apr_port_t          backend_port;
+    int                 backend_tls;      /* lem_tls_mode_t */
+    int                 starttls;         /* LemonadeBackendStartTLS; -1 */
+    const char         *backend_ca;       /* LemonadeBackendCA, or NULL */
     apr_interval_time_t backend_timeout;  /* connect, and each read */
     apr_interval_time_t idle_timeout;     /* a session nobody uses */
     apr_interval_time_t session_wait;     /* for a session in use */

@@ -294,42 +294,15 @@ static int borrow_session(lem_batch_t *b)
     return OK;
 }
 
-static int backend_unreachable(lem_batch_t *b, apr_status_t rv,
-                               const char *what)
+int lem_answer_unreachable(request_rec *r, const lem_dir_conf_t *conf,
+                           const char *server, apr_status_t rv,
+                           const char *what)
 {
-    const lem_dir_conf_t *conf = b->conf;
-
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, b->r, LEMLOGNO(0312)
-                  "backend %s: %s", conf->backend_url, what);
-    return lem_answer_line(b->r, rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT
-                                              : HTTP_BAD_GATEWAY,
-                       apr_psprintf(b->r->pool, "the %s %s:%u %s",
-                                    b->proto->server, conf->backend_host,
-                                    (unsigned)conf->backend_port, what));
-}
-
-/* Read the backend's greeting: it must welcome us to open a session. */
-static int read_greeting(lem_batch_t *b)
-{
-    char text[512];
-    apr_size_t len;
-    int welcome = 0;
-    apr_status_t rv = b->proto->greet(&b->be, &welcome, text, sizeof(text),
-                                      &len);
-
-    if (rv == APR_TIMEUP || rv == APR_EOF) {
-        return backend_unreachable(b, rv, rv == APR_TIMEUP
-                                   ? "sent no greeting in time"
-                                   : "closed before its greeting");
-    }
-    if (rv != APR_SUCCESS) {
-        return backend_unreachable(b, rv, "sent a malformed greeting");
-    }
-    if (!welcome) {
-        return backend_unreachable(b, APR_EGENERAL,
-                                   "refused the connection");
-    }
-    return OK;
+    return lem_answer_line(r, rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT
+                                               : HTTP_BAD_GATEWAY,
+                           apr_psprintf(r->pool, "the %s %s:%u %s", server,
+                                        conf->backend_host,
+                                        (unsigned)conf->backend_port, what));
 }
 
 /* A slot for a new session, within LemonadeMaxSessions and
@@ -370,7 +343,9 @@ static int reserve_slot(lem_batch_t *b)
 static int open_session(lem_batch_t *b)
 {
     request_rec *r = b->r;
-    int fd, rc;
+    char greeting[512];
+    apr_size_t len;
+    const char *what;
     apr_status_t rv;
 
     /* 1. a slot of the table */
@@ -379,28 +354,22 @@ static int open_session(lem_batch_t *b)
         return rv;
     }
 
-    /* 2. the backend, and its greeting */
-    rv = lem_backend_connect(b->conf->backend_host, b->conf->backend_port,
-                             b->conf->backend_timeout, &fd, r->pool);
+    /* 2. the backend, protected as configured, and its greeting */
+    rv = lem_backend_open(r, b->conf, b->proto, &b->link, &b->be, greeting,
+                          sizeof(greeting), &len, &what);
     if (rv != APR_SUCCESS) {
+        lem_link_release(&b->link);
         lem_session_release(lem_state.table, &b->id);
-        return backend_unreachable(b, rv, rv == APR_TIMEUP
-                                   ? "did not accept a connection in time"
-                                   : "cannot be reached");
-    }
-    lem_backend_init(&b->be, fd, b->conf->backend_timeout, LEM_READ_SIZE,
-                     r->pool);
-    if ((rc = read_greeting(b)) != OK) {
-        lem_backend_close(&b->be);
-        lem_session_release(lem_state.table, &b->id);
-        return rc;
+        return lem_answer_unreachable(r, b->conf, b->proto->server, rv,
+                                      what);
     }
 
     /* 3. the keeper holds the connection from now on */
-    rv = lem_link_open(&b->link, lem_state.socket_path);
+    rv = b->link.fd < 0 ? lem_link_open(&b->link, lem_state.socket_path)
+                        : APR_SUCCESS;
     if (rv == APR_SUCCESS) {
         rv = lem_link_adopt(&b->link, &b->id, b->conf->idle_timeout,
-                            b->conf->lifetime, fd);
+                            b->conf->lifetime, b->be.fd);
     }
     if (rv != APR_SUCCESS) {
         lem_link_release(&b->link);

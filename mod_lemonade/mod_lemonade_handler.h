@@ -27,6 +27,8 @@
 
 #include <httpd.h>
 
+#include "mod_lemonade_config.h"
+
 /* The handler, for ap_hook_handler(). */
 int lem_handler(request_rec *r);
 
@@ -37,5 +39,11 @@ void lem_set_no_cache(request_rec *r);
 /* A one-line text/plain answer with `status`, sent as our own body rather
  * than an HTML error page. Returns DONE. */
 int lem_answer_line(request_rec *r, int status, const char *text);
+
+/* The backend could not be reached: 502, or 504 when it was too slow,
+ * with one line naming `server` and saying `what` happened. DONE. */
+int lem_answer_unreachable(request_rec *r, const lem_dir_conf_t *conf,
+                           const char *server, apr_status_t rv,
+                           const char *what);
 
 #endif /* MOD_LEMONADE_HANDLER_H */

@@ -66,6 +66,40 @@ static apr_status_t imap_greet(lem_backend_t *be, int *welcome, char *out,
     }
 }
 
+/* RFC 3501 6.2.1: "a STARTTLS" until its tagged OK; then TLS. */
+static apr_status_t imap_starttls(lem_backend_t *be, const char *helo)
+{
+    static const char cmd[] = "LEMTLS STARTTLS\r\n";
+    lem_resp_parser_t rp;
+    lem_imap_piece_t piece;
+    apr_size_t used;
+    apr_status_t rv;
+
+    (void)helo;
+    rv = lem_backend_write(be, cmd, sizeof(cmd) - 1, NULL, NULL);
+    lem_resp_init(&rp);
+    while (rv == APR_SUCCESS) {
+        lem_imap_ev_t ev;
+
+        if (be->off == be->len && (rv = lem_backend_fill(be)) != APR_SUCCESS) {
+            break;
+        }
+        ev = lem_resp_next(&rp, be->buf + be->off, be->len - be->off, &used,
+                           &piece);
+        be->off += used;
+        if (ev == LEM_IMAP_ERROR) {
+            rv = APR_EGENERAL;
+        }
+        else if (ev != LEM_IMAP_NEED_MORE && piece.last
+                 && rp.kind == LEM_RESP_TAGGED) {
+            rv = lem_backend_commit(be);
+            return rv != APR_SUCCESS ? rv : rp.status == LEM_STATUS_OK
+                                            ? APR_SUCCESS : APR_EACCES;
+        }
+    }
+    return rv;
+}
+
 /* ------------------------------------------------------------------ */
 /* In-response, pass 1: check the batch                                */
 /* ------------------------------------------------------------------ */
@@ -797,6 +831,7 @@ const lem_protocol_t lem_imap_protocol = {
     "IMAP server",
     "* BYE [UNAVAILABLE] %s\r\n",
     imap_greet,
+    imap_starttls,
     imap_check,
     imap_relay,
     imap_inband_init,

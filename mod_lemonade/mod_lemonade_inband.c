@@ -217,36 +217,21 @@ static void finish(lem_inband_t *ib)
 static int open_backend(lem_inband_t *ib, char *greeting, apr_size_t cap,
                         apr_size_t *len)
 {
-    request_rec *r = ib->r;
-    const lem_dir_conf_t *conf = ib->conf;
-    int fd, welcome = 0;
-    apr_status_t rv;
+    lem_link_t link = { -1 };
     const char *what;
+    apr_status_t rv;
 
-    rv = lem_backend_connect(conf->backend_host, conf->backend_port,
-                             conf->backend_timeout, &fd, r->pool);
-    if (rv == APR_SUCCESS) {
-        lem_backend_init(&ib->be, fd, conf->backend_timeout, LEM_READ_SIZE,
-                         r->pool);
-        ib->be.own = 1;
-        rv = ib->proto->greet(&ib->be, &welcome, greeting, cap, len);
-        if (rv != APR_SUCCESS || !welcome) {
-            lem_backend_close(&ib->be);
-        }
+    rv = lem_backend_open(ib->r, ib->conf, ib->proto, &link, &ib->be,
+                          greeting, cap, len, &what);
+    lem_link_release(&link);
+    if (rv != APR_SUCCESS) {
+        /* the body that was to follow will not be read */
+        ib->r->connection->keepalive = AP_CONN_CLOSE;
+        return lem_answer_unreachable(ib->r, ib->conf, ib->proto->server, rv,
+                                      what);
     }
-    if (rv == APR_SUCCESS && welcome) {
-        return OK;
-    }
-    what = rv == APR_TIMEUP ? "did not answer in time"
-         : rv == APR_SUCCESS ? "refused the connection"
-         : "cannot be reached";
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, LEMLOGNO(0407)
-                  "in-band: backend %s %s", conf->backend_url, what);
-    return lem_answer_line(r, rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT
-                                               : HTTP_BAD_GATEWAY,
-                           apr_psprintf(r->pool, "the %s %s:%u %s",
-                                        ib->proto->server, conf->backend_host,
-                                        (unsigned)conf->backend_port, what));
+    ib->be.own = 1;
+    return OK;
 }
 
 /* The status page's figures: sessions open now, and what they carried. */
@@ -281,6 +266,7 @@ int lem_inband_serve(request_rec *r, const lem_dir_conf_t *conf,
     ib->proto = proto;
     if (r->connection->master || !csock
         || apr_os_sock_get(&cfd, csock) != APR_SUCCESS) {
+        r->connection->keepalive = AP_CONN_CLOSE;
         return lem_answer_line(r, HTTP_BAD_REQUEST, "in-band mode needs "
                                "an HTTP/1.1 connection of its own");
     }

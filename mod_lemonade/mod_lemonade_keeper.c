@@ -38,6 +38,7 @@
 
 #include "mod_lemonade.h"
 #include "mod_lemonade_keeper.h"
+#include "mod_lemonade_tls.h"
 
 APLOG_USE_MODULE(lemonade);
 
@@ -49,16 +50,18 @@ APLOG_USE_MODULE(lemonade);
 typedef enum {
     OP_ADOPT = 1,
     OP_ATTACH,
-    OP_CLOSE
+    OP_CLOSE,
+    OP_TLS
 } keeper_op_t;
 
 typedef enum {
     ST_OK = 0,
     ST_GONE,
-    ST_BAD
+    ST_BAD,
+    ST_TLS                         /* TLS failed; `why` says how */
 } keeper_status_t;
 
-/* One request from a child; ADOPT carries a socket with it. */
+/* One request from a child; ADOPT and TLS carry a socket with it. */
 typedef struct {
     apr_uint32_t  magic;
     apr_uint32_t  op;
@@ -66,11 +69,14 @@ typedef struct {
     apr_uint32_t  idle_ms;
     apr_uint32_t  life_s;          /* ADOPT: longest the session lives */
     unsigned char id[LEM_ID_BYTES];
+    char          host[256];       /* TLS: the name to verify */
+    char          ca[512];         /* TLS: the CA file, "" for the system's */
 } keeper_msg_t;
 
 typedef struct {
     apr_uint32_t magic;
     apr_uint32_t status;
+    char         why[192];         /* ST_TLS */
 } keeper_reply_t;
 
 /* What survives Apache's restarts: kept in the process pool. */
@@ -167,10 +173,20 @@ static ssize_t recv_with_fd(int sock, void *buf, size_t len, int *fd)
 /* The keeper process                                                  */
 /* ------------------------------------------------------------------ */
 
-typedef enum { K_LISTEN, K_LINK, K_BACKEND } kind_t;
+typedef enum { K_LISTEN, K_LINK, K_BACKEND, K_TLS } kind_t;
 
 typedef struct link_s link_t;
 typedef struct sess_s sess_t;
+typedef struct tls_s tls_t;
+
+/* A TLS relay (mod_lemonade_tls.h), and the link that asked for it. */
+struct tls_s {
+    kind_t     kind;           /* K_TLS */
+    lem_tls_t *t;
+    link_t    *asker;          /* until the handshake is over */
+    int        dead;           /* freed at the end of the epoll turn */
+    tls_t     *next_dead;
+};
 
 struct link_s {
     kind_t        kind;        /* K_LINK; first, as in every epoll tag */
@@ -181,6 +197,7 @@ struct link_s {
     sess_t       *lent;        /* the session lent to this link */
     sess_t       *waits_for;   /* the session this link queues for */
     link_t       *next;        /* in that session's queue */
+    tls_t        *tls;         /* the handshake it waits for */
 };
 
 struct sess_s {
@@ -204,17 +221,28 @@ typedef struct {
     apr_uint32_t   nslots;
     apr_time_t     last_sweep;
     apr_time_t     last_opening_sweep;
+    tls_t         *dead;       /* relays ended this epoll turn */
     server_rec    *s;
 } keeper_t;
 
-static void reply(link_t *l, keeper_status_t status, int fd)
+static void reply_why(link_t *l, keeper_status_t status, int fd,
+                      const char *why)
 {
     keeper_reply_t r;
 
+    memset(&r, 0, sizeof(r));
     r.magic = KEEPER_MAGIC;
     r.status = status;
+    if (why) {
+        apr_cpystrn(r.why, why, sizeof(r.why));
+    }
     /* a failed send shows as the link's hang-up on the next turn */
     send_with_fd(l->fd, &r, sizeof(r), fd);
+}
+
+static void reply(link_t *l, keeper_status_t status, int fd)
+{
+    reply_why(l, status, fd, NULL);
 }
 
 static void watch(keeper_t *k, sess_t *ss, int on)
@@ -296,6 +324,9 @@ static void drop_link(keeper_t *k, link_t *l)
 {
     if (l->waits_for) {
         unqueue(l);
+    }
+    if (l->tls) {
+        l->tls->asker = NULL;   /* the handshake goes on for nobody */
     }
     if (l->lent) {
         sess_t *ss = l->lent;
@@ -382,6 +413,92 @@ static void on_close(keeper_t *k, link_t *l)
     reply(l, ST_OK, -1);
 }
 
+/* ------------------------------------------------------------------ */
+/* TLS relays                                                          */
+/* ------------------------------------------------------------------ */
+
+static void tls_end(keeper_t *k, tls_t *tls)
+{
+    if (tls->dead) {
+        return;
+    }
+    tls->dead = 1;
+    tls->next_dead = k->dead;
+    k->dead = tls;
+    if (tls->asker) {
+        tls->asker->tls = NULL;
+        tls->asker = NULL;
+    }
+}
+
+static void tls_reap(keeper_t *k)
+{
+    while (k->dead) {
+        tls_t *tls = k->dead;
+
+        k->dead = tls->next_dead;
+        lem_tls_close(tls->t);
+        free(tls);
+    }
+}
+
+/* TLS to a server for a child: the socket it passed becomes the relay's,
+ * the child gets the plaintext end once the server is verified. */
+static void on_tls(keeper_t *k, link_t *l)
+{
+    keeper_msg_t *m = &l->msg;
+    char why[192] = "";
+    tls_t *tls;
+
+    m->host[sizeof(m->host) - 1] = m->ca[sizeof(m->ca) - 1] = '\0';
+    if (l->passed_fd < 0 || l->tls || !(tls = calloc(1, sizeof(*tls)))) {
+        reply(l, ST_BAD, -1);
+        return;
+    }
+    tls->kind = K_TLS;
+    tls->t = lem_tls_start(k->ep, l->passed_fd, m->host,
+                           m->ca[0] ? m->ca : NULL, tls, why, sizeof(why));
+    l->passed_fd = -1;
+    if (!tls->t) {
+        reply_why(l, ST_TLS, -1, why);
+        free(tls);
+        return;
+    }
+    tls->asker = l;
+    l->tls = tls;
+}
+
+static void on_tls_event(keeper_t *k, tls_t *tls)
+{
+    char why[192] = "";
+    int fd;
+
+    if (tls->dead) {
+        return;
+    }
+    switch (lem_tls_on_event(tls->t, why, sizeof(why))) {
+    case LEM_TLS_READY:
+        if (!tls->asker) {
+            tls_end(k, tls);
+            break;
+        }
+        fd = lem_tls_take_plain_end(tls->t);
+        reply(tls->asker, ST_OK, fd);
+        close(fd);
+        tls->asker->tls = NULL;
+        tls->asker = NULL;
+        break;
+    case LEM_TLS_DONE:
+        if (tls->asker) {
+            reply_why(tls->asker, ST_TLS, -1, why);
+        }
+        tls_end(k, tls);
+        break;
+    default:
+        break;
+    }
+}
+
 static void on_message(keeper_t *k, link_t *l)
 {
     if (l->msg.magic != KEEPER_MAGIC) {
@@ -392,6 +509,7 @@ static void on_message(keeper_t *k, link_t *l)
     case OP_ADOPT:  on_adopt(k, l);  break;
     case OP_ATTACH: on_attach(k, l); break;
     case OP_CLOSE:  on_close(k, l);  break;
+    case OP_TLS:    on_tls(k, l);    break;
     default:        reply(l, ST_BAD, -1); break;
     }
     if (l->passed_fd >= 0) {       /* a socket nobody asked for */
@@ -505,10 +623,16 @@ static void keeper_loop(keeper_t *k)
                 }
                 break;
             case K_BACKEND:
-                close_session(k, (sess_t *)kind, "backend hung up");
+                if (((sess_t *)kind)->watched) {
+                    close_session(k, (sess_t *)kind, "backend hung up");
+                }
+                break;
+            case K_TLS:
+                on_tls_event(k, (tls_t *)kind);
                 break;
             }
         }
+        tls_reap(k);
         now = apr_time_now();
         if (now - k->last_sweep >= KEEPER_SWEEP) {
             k->last_sweep = now;
@@ -782,9 +906,11 @@ static apr_status_t link_send(lem_link_t *link, keeper_op_t op,
                                                      : APR_SUCCESS;
 }
 
-/* Wait at most `wait` for the keeper's answer. */
-static apr_status_t link_reply(lem_link_t *link, apr_interval_time_t wait,
-                               keeper_status_t *status, int *fd)
+/* Wait at most `wait` for the keeper's answer; its words in `why`. */
+static apr_status_t link_reply_why(lem_link_t *link,
+                                   apr_interval_time_t wait,
+                                   keeper_status_t *status, int *fd,
+                                   char *why, apr_size_t whylen)
 {
     keeper_reply_t r;
     size_t got = 0;
@@ -816,7 +942,17 @@ static apr_status_t link_reply(lem_link_t *link, apr_interval_time_t wait,
         return APR_EGENERAL;
     }
     *status = (keeper_status_t)r.status;
+    if (why) {
+        r.why[sizeof(r.why) - 1] = '\0';
+        apr_cpystrn(why, r.why, whylen);
+    }
     return APR_SUCCESS;
+}
+
+static apr_status_t link_reply(lem_link_t *link, apr_interval_time_t wait,
+                               keeper_status_t *status, int *fd)
+{
+    return link_reply_why(link, wait, status, fd, NULL, 0);
 }
 
 /* A time as a 32-bit count of `unit`s, saturated. */
@@ -871,6 +1007,34 @@ apr_status_t lem_link_attach(lem_link_t *link, const lem_id_t *id,
         *backend_fd = -1;
     }
     return status == ST_GONE ? APR_NOTFOUND : APR_EGENERAL;
+}
+
+apr_status_t lem_link_tls(lem_link_t *link, int net_fd, const char *host,
+                          const char *ca_file, apr_interval_time_t wait,
+                          int *plain_fd, char *why, apr_size_t whylen)
+{
+    keeper_msg_t m;
+    keeper_status_t status;
+    apr_status_t rv;
+
+    *plain_fd = -1;
+    memset(&m, 0, sizeof(m));
+    m.magic = KEEPER_MAGIC;
+    m.op = OP_TLS;
+    apr_cpystrn(m.host, host, sizeof(m.host));
+    apr_cpystrn(m.ca, ca_file ? ca_file : "", sizeof(m.ca));
+    if (send_with_fd(link->fd, &m, sizeof(m), net_fd) != 0) {
+        return APR_EGENERAL;
+    }
+    rv = link_reply_why(link, wait, &status, plain_fd, why, whylen);
+    if (rv == APR_SUCCESS && (status != ST_OK || *plain_fd < 0)) {
+        if (*plain_fd >= 0) {
+            close(*plain_fd);
+            *plain_fd = -1;
+        }
+        rv = APR_EGENERAL;
+    }
+    return rv;
 }
 
 apr_status_t lem_link_close_session(lem_link_t *link, const lem_id_t *id)

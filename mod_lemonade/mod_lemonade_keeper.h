@@ -24,6 +24,8 @@
  *   ATTACH slot id               -------------->  queues while lent
  *                                <--------------  OK + socket | GONE
  *   CLOSE slot id                -------------->  closes it, frees slot
+ *   TLS host ca + socket         -------------->  verifies the server
+ *                                <--------------  OK + plaintext end | TLS why
  *   (link closed)                -------------->  given back; idle clock
  *
  * While a socket is not lent the keeper watches it for the backend's
@@ -71,6 +73,18 @@ apr_status_t lem_link_adopt(lem_link_t *link, const lem_id_t *id,
  */
 apr_status_t lem_link_attach(lem_link_t *link, const lem_id_t *id,
                              apr_interval_time_t wait, int *backend_fd);
+
+/*
+ * TLS to a server (mod_lemonade_tls.h): hand `net_fd`, connected to it, to
+ * the keeper, which verifies the server as `host` against `ca_file` (NULL:
+ * the system's store) and answers with `*plain_fd`, the plaintext end of
+ * its relay, within `wait`. APR_SUCCESS; APR_EGENERAL with the reason in
+ * `why` when TLS failed; APR_TIMEUP. `net_fd` is the keeper's either way
+ * (the caller closes its own copy).
+ */
+apr_status_t lem_link_tls(lem_link_t *link, int net_fd, const char *host,
+                          const char *ca_file, apr_interval_time_t wait,
+                          int *plain_fd, char *why, apr_size_t whylen);
 
 /* End the session: the keeper closes its socket and frees its slot. */
 apr_status_t lem_link_close_session(lem_link_t *link, const lem_id_t *id);

@@ -84,6 +84,10 @@ struct lem_protocol_t {
     apr_status_t (*greet)(lem_backend_t *be, int *welcome, char *out,
                           apr_size_t cap, apr_size_t *len);
 
+    /* After the greeting: ask the server to start TLS. APR_SUCCESS when
+     * it agreed; APR_EACCES when it refused. */
+    apr_status_t (*starttls)(lem_backend_t *be, const char *helo);
+
     /* In-response, pass 1: check a piece of the body (`data` NULL after
      * the last). OK, or DONE when the 400/413 answer is made. */
     int (*check)(lem_batch_t *b, const char *data, apr_size_t len);
@@ -106,6 +110,19 @@ extern const lem_protocol_t lem_smtp_protocol;
 /* ------------------------------------------------------------------ */
 /* What the modes offer the protocols                                  */
 /* ------------------------------------------------------------------ */
+
+/*
+ * Both modes: reach the Location's server. Connect, protect the
+ * connection as configured (LemonadeBackendStartTLS after the plain
+ * greeting, imaps:// and smtps:// at once; both through the keeper's TLS
+ * relay, opening `link` if it is closed) and read the greeting, whose
+ * bytes go to `out`. APR_SUCCESS with `be` ready; otherwise APR_TIMEUP or
+ * another error, logged, with `*what` for the client's one-line answer.
+ */
+apr_status_t lem_backend_open(request_rec *r, const lem_dir_conf_t *conf,
+                              const lem_protocol_t *proto, lem_link_t *link,
+                              lem_backend_t *be, char *out, apr_size_t cap,
+                              apr_size_t *len, const char **what);
 
 /* In-response: add bytes to the answer. */
 void lem_batch_answer(lem_batch_t *b, const char *data, apr_size_t len);

@@ -175,6 +175,51 @@ static apr_status_t smtp_greet(lem_backend_t *be, int *welcome, char *out,
     }
 }
 
+/* One whole reply to `line` sent; its code in `*code`. */
+static apr_status_t exchange(lem_backend_t *be, const char *line, int *code)
+{
+    lem_smtp_reply_t rp;
+    lem_smtp_piece_t piece;
+    apr_size_t used;
+    apr_status_t rv = lem_backend_write(be, line, strlen(line), NULL, NULL);
+
+    lem_smtp_reply_init(&rp);
+    while (rv == APR_SUCCESS) {
+        lem_smtp_ev_t ev;
+
+        if (be->off == be->len && (rv = lem_backend_fill(be)) != APR_SUCCESS) {
+            break;
+        }
+        ev = lem_smtp_reply_next(&rp, be->buf + be->off, be->len - be->off,
+                                 &used, &piece);
+        be->off += used;
+        if (ev == LEM_SMTP_ERROR) {
+            rv = APR_EGENERAL;
+        }
+        else if (ev == LEM_SMTP_LINE && piece.last) {
+            *code = rp.code;
+            return lem_backend_commit(be);
+        }
+    }
+    return rv;
+}
+
+/* RFC 3207 4: EHLO, then STARTTLS answered 220; then TLS. The client's
+ * own EHLO comes after, as RFC 3207 4.2 wants one on the new channel. */
+static apr_status_t smtp_starttls(lem_backend_t *be, const char *helo)
+{
+    char line[300];
+    int code = 0;
+    apr_status_t rv;
+
+    apr_snprintf(line, sizeof(line), "EHLO %s\r\n", helo ? helo : "lemonade");
+    rv = exchange(be, line, &code);
+    if (rv == APR_SUCCESS && code == 250) {
+        rv = exchange(be, "STARTTLS\r\n", &code);
+    }
+    return rv != APR_SUCCESS ? rv : code == 220 ? APR_SUCCESS : APR_EACCES;
+}
+
 /* ------------------------------------------------------------------ */
 /* In-response, pass 1: check the batch                                */
 /* ------------------------------------------------------------------ */
@@ -636,6 +681,7 @@ const lem_protocol_t lem_smtp_protocol = {
     "SMTP server",
     "421 4.4.2 %s\r\n",
     smtp_greet,
+    smtp_starttls,
     smtp_check,
     smtp_relay,
     smtp_inband_init,

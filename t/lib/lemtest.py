@@ -899,6 +899,8 @@ class InbandClient:
         deadline = time.time() + timeout
         if not self.headers_done and not self._headers(deadline):
             return None
+        if (self.header("Transfer-Encoding") or "").lower() != "chunked":
+            return None             # an answer of its own: no session
         while True:
             if b"\r\n" in self.buf:
                 size_line, rest = self.buf.split(b"\r\n", 1)
