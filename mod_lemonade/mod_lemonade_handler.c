@@ -271,11 +271,11 @@ static int borrow_session(lem_batch_t *b)
     }
     rv = lem_link_attach(&b->link, &b->id, b->conf->session_wait, &fd);
     if (rv == APR_NOTFOUND) {
-        lem_link_release(&b->link);
+        lem_link_release(&b->link, 0);
         return DECLINED;
     }
     if (rv == APR_TIMEUP) {
-        lem_link_release(&b->link);
+        lem_link_release(&b->link, 0);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, b->r, LEMLOGNO(0311)
                       "session %u: still busy with another request after "
                       "%" APR_TIME_T_FMT "s", b->id.slot,
@@ -285,7 +285,7 @@ static int borrow_session(lem_batch_t *b)
                            "the session is busy with another request");
     }
     if (rv != APR_SUCCESS) {
-        lem_link_release(&b->link);
+        lem_link_release(&b->link, 0);
         return keeper_down(b, rv);
     }
     lem_backend_init(&b->be, fd, b->conf->backend_timeout, LEM_READ_SIZE,
@@ -358,7 +358,7 @@ static int open_session(lem_batch_t *b)
     rv = lem_backend_open(r, b->conf, b->proto, &b->link, &b->be, greeting,
                           sizeof(greeting), &len, &what);
     if (rv != APR_SUCCESS) {
-        lem_link_release(&b->link);
+        lem_link_release(&b->link, 0);
         lem_session_release(lem_state.table, &b->id);
         return lem_answer_unreachable(r, b->conf, b->proto->server, rv,
                                       what);
@@ -372,7 +372,7 @@ static int open_session(lem_batch_t *b)
                             b->conf->lifetime, b->be.fd);
     }
     if (rv != APR_SUCCESS) {
-        lem_link_release(&b->link);
+        lem_link_release(&b->link, 0);
         lem_backend_close(&b->be);
         lem_session_release(lem_state.table, &b->id);
         return keeper_down(b, rv);
@@ -441,7 +441,7 @@ static void let_go(lem_batch_t *b)
             set_cookie(b, text, 0);
         }
     }
-    lem_link_release(&b->link);
+    lem_link_release(&b->link, !ended);
 }
 
 /* ------------------------------------------------------------------ */

@@ -223,7 +223,7 @@ static int open_backend(lem_inband_t *ib, char *greeting, apr_size_t cap,
 
     rv = lem_backend_open(ib->r, ib->conf, ib->proto, &link, &ib->be,
                           greeting, cap, len, &what);
-    lem_link_release(&link);
+    lem_link_release(&link, 0);
     if (rv != APR_SUCCESS) {
         /* the body that was to follow will not be read */
         ib->r->connection->keepalive = AP_CONN_CLOSE;

@@ -51,7 +51,8 @@ typedef enum {
     OP_ADOPT = 1,
     OP_ATTACH,
     OP_CLOSE,
-    OP_TLS
+    OP_TLS,
+    OP_RELEASE                     /* given back clean; no answer */
 } keeper_op_t;
 
 typedef enum {
@@ -198,6 +199,7 @@ struct link_s {
     sess_t       *waits_for;   /* the session this link queues for */
     link_t       *next;        /* in that session's queue */
     tls_t        *tls;         /* the handshake it waits for */
+    int           clean;       /* gave its session back between commands */
 };
 
 struct sess_s {
@@ -332,7 +334,14 @@ static void drop_link(keeper_t *k, link_t *l)
         sess_t *ss = l->lent;
 
         l->lent = NULL;
-        give_back(k, ss);
+        if (l->clean) {
+            give_back(k, ss);
+        }
+        else {
+            /* it died, or gave up, in the middle of an exchange: nobody
+             * knows where the session's stream stands */
+            close_session(k, ss, "given back in the middle of a request");
+        }
     }
     if (l->passed_fd >= 0) {
         close(l->passed_fd);
@@ -510,6 +519,7 @@ static void on_message(keeper_t *k, link_t *l)
     case OP_ATTACH: on_attach(k, l); break;
     case OP_CLOSE:  on_close(k, l);  break;
     case OP_TLS:    on_tls(k, l);    break;
+    case OP_RELEASE: l->clean = 1;   break;
     default:        reply(l, ST_BAD, -1); break;
     }
     if (l->passed_fd >= 0) {       /* a socket nobody asked for */
@@ -1053,8 +1063,14 @@ apr_status_t lem_link_close_session(lem_link_t *link, const lem_id_t *id)
     return rv;
 }
 
-void lem_link_release(lem_link_t *link)
+void lem_link_release(lem_link_t *link, int clean)
 {
+    lem_id_t none;
+
+    if (link->fd >= 0 && clean) {
+        memset(&none, 0, sizeof(none));
+        link_send(link, OP_RELEASE, &none, 0, 0, -1);
+    }
     if (link->fd >= 0) {
         close(link->fd);
         link->fd = -1;

@@ -17,7 +17,8 @@
  * a time: a second request for the same session waits in the keeper's
  * queue until the first gives the socket back, so two requests never
  * interleave on one backend connection, and a child that dies gives its
- * socket back by dying.
+ * socket back by dying (and the session is then closed, since nobody
+ * knows where its stream stands).
  *
  *   child (one link per request)                 keeper
  *   ADOPT slot id idle + socket  -------------->  holds it, lent to link
@@ -26,7 +27,9 @@
  *   CLOSE slot id                -------------->  closes it, frees slot
  *   TLS host ca + socket         -------------->  verifies the server
  *                                <--------------  OK + plaintext end | TLS why
- *   (link closed)                -------------->  given back; idle clock
+ *   RELEASE, link closed         -------------->  given back; idle clock
+ *   (link closed, no RELEASE)    -------------->  closed: the stream's state
+ *                                                 is unknown
  *
  * While a socket is not lent the keeper watches it for the backend's
  * hang-up and closes sessions idle for longer than their timeout or past
@@ -89,7 +92,9 @@ apr_status_t lem_link_tls(lem_link_t *link, int net_fd, const char *host,
 /* End the session: the keeper closes its socket and frees its slot. */
 apr_status_t lem_link_close_session(lem_link_t *link, const lem_id_t *id);
 
-/* Give the socket back (the caller closed its own copy first). */
-void lem_link_release(lem_link_t *link);
+/* Give the socket back (the caller closed its own copy first). `clean`
+ * says the session's stream stands between exchanges; given back
+ * otherwise (or by a child that dies), the session is closed. */
+void lem_link_release(lem_link_t *link, int clean);
 
 #endif /* MOD_LEMONADE_KEEPER_H */

@@ -42,7 +42,8 @@ def unreachable_backends(t, tmp):
              "with a one-line explanation", body)
         t.ok(hdrs.get("Cache-Control") == "no-cache, no-store, "
              "must-revalidate", "and the no-cache headers")
-        t.ok(re.search(r"lemonade:error.*LEM0312", h.error_log()),
+        t.ok(re.search(r"lemonade:error.*LEM0603.*cannot be reached",
+                       h.error_log()),
              "the error log names the backend fault at ERR level")
 
     with FakeImap(greeting=None) as fake:
