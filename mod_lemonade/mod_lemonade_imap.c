@@ -728,16 +728,13 @@ static apr_status_t imap_backend_bytes(void *ctx)
 
     while (!ib->backend_done) {
         lem_imap_ev_t ev;
-        apr_status_t rv;
+        apr_status_t rv = lem_inband_backend_more(ib);
 
-        if (ib->be.off == ib->be.len) {
-            if (!lem_backend_readable(&ib->be)) {
-                return APR_SUCCESS;
-            }
-            if ((rv = lem_backend_fill(&ib->be)) != APR_SUCCESS) {
-                lem_inband_backend_ended(ib, rv);
-                break;
-            }
+        if (rv == APR_EAGAIN) {
+            return APR_SUCCESS;
+        }
+        if (rv != APR_SUCCESS) {
+            break;
         }
         ev = lem_resp_next(&s->rp, ib->be.buf + ib->be.off,
                            ib->be.len - ib->be.off, &used, &piece);

@@ -74,6 +74,22 @@ void lem_inband_backend_ended(lem_inband_t *ib, apr_status_t rv)
     }
 }
 
+apr_status_t lem_inband_backend_more(lem_inband_t *ib)
+{
+    apr_status_t rv;
+
+    if (ib->be.off < ib->be.len) {
+        return APR_SUCCESS;
+    }
+    if (!lem_backend_readable(&ib->be)) {
+        return APR_EAGAIN;
+    }
+    if ((rv = lem_backend_fill(&ib->be)) != APR_SUCCESS) {
+        lem_inband_backend_ended(ib, rv);
+    }
+    return rv;
+}
+
 apr_status_t lem_inband_to_backend(lem_inband_t *ib, const char *data,
                                    apr_size_t len)
 {

@@ -145,6 +145,11 @@ void lem_inband_backend_ended(lem_inband_t *ib, apr_status_t rv);
 apr_status_t lem_inband_to_backend(lem_inband_t *ib, const char *data,
                                    apr_size_t len);
 
+/* In-band: make sure unread backend bytes stand in be.buf[off, len):
+ * APR_SUCCESS when they do, APR_EAGAIN when none came yet, or another
+ * status when the backend side ended (already noted). Never waits. */
+apr_status_t lem_inband_backend_more(lem_inband_t *ib);
+
 /* In-band: the client broke the protocol; end with the goodbye. */
 apr_status_t lem_inband_bad_client(lem_inband_t *ib, const char *bye);
 
