@@ -177,44 +177,55 @@ void lem_session_opened(lem_table_t *t, const lem_id_t *id)
     unlock(t);
 }
 
+/*
+ * The request path takes no lock. A lookup only reads, and may race with
+ * the keeper closing the session: it can then say "found" for a session
+ * a moment from gone, but the keeper has the last word (it checks the id
+ * again when asked to lend the connection, and answers GONE). The fields
+ * a request writes are written by the borrower alone, whom the keeper
+ * lets in one at a time; they are stored atomically for the readers.
+ */
 apr_status_t lem_session_find(lem_table_t *t, const lem_id_t *id,
-                              lem_proto_t proto, const char *client_ip,
-                              apr_uint32_t *flags)
+                              lem_proto_t proto, const char *client_ip)
 {
-    apr_status_t rv = APR_NOTFOUND;
     apr_time_t now = apr_time_now();
-    lem_slot_t *slot;
+    lem_slot_t *slot = slot_of(t, id);
 
-    if (!lock(t)) {
-        return APR_EGENERAL;
-    }
-    slot = slot_of(t, id);
-    if (slot && slot->state == LEM_SLOT_OPEN && slot->proto == proto
-        && now - slot->last_used < slot->idle_timeout
+    if (slot && apr_atomic_read32(&slot->state) == LEM_SLOT_OPEN
+        && slot->proto == proto
+        && now - (apr_time_t)apr_atomic_read64(
+                     (volatile apr_uint64_t *)&slot->last_used)
+           < slot->idle_timeout
         && now < slot->expires
         && (!client_ip || !strcmp(client_ip, slot->client_ip))) {
-        slot->requests++;
-        *flags = slot->flags;
-        rv = APR_SUCCESS;
+        return APR_SUCCESS;
     }
-    unlock(t);
-    return rv;
+    return APR_NOTFOUND;
+}
+
+apr_uint32_t lem_session_borrowed(lem_table_t *t, const lem_id_t *id)
+{
+    lem_slot_t *slot = slot_of(t, id);
+
+    if (!slot) {
+        return 0;
+    }
+    apr_atomic_inc32(&slot->requests);
+    apr_atomic_set32(&slot->activity, LEM_ACT_BUSY);
+    return apr_atomic_read32(&slot->flags);
 }
 
 void lem_session_touch(lem_table_t *t, const lem_id_t *id,
                        apr_uint32_t flags)
 {
-    lem_slot_t *slot;
+    lem_slot_t *slot = slot_of(t, id);
 
-    if (!lock(t)) {
-        return;
+    if (slot) {
+        apr_atomic_set64((volatile apr_uint64_t *)&slot->last_used,
+                         (apr_uint64_t)apr_time_now());
+        apr_atomic_set32(&slot->flags, flags);
+        apr_atomic_set32(&slot->activity, LEM_ACT_IDLE);
     }
-    if ((slot = slot_of(t, id)) != NULL) {
-        slot->last_used = apr_time_now();
-        slot->flags = flags;
-        slot->activity = LEM_ACT_IDLE;
-    }
-    unlock(t);
 }
 
 void lem_session_release(lem_table_t *t, const lem_id_t *id)
@@ -235,15 +246,11 @@ void lem_session_release(lem_table_t *t, const lem_id_t *id)
 void lem_session_activity(lem_table_t *t, const lem_id_t *id,
                           lem_activity_t activity)
 {
-    lem_slot_t *slot;
+    lem_slot_t *slot = slot_of(t, id);
 
-    if (!lock(t)) {
-        return;
+    if (slot) {
+        apr_atomic_set32(&slot->activity, activity);
     }
-    if ((slot = slot_of(t, id)) != NULL) {
-        slot->activity = activity;
-    }
-    unlock(t);
 }
 
 void lem_stat_add(lem_table_t *t, lem_stat_t which, apr_int64_t n)

@@ -6,7 +6,9 @@
 /*
  * The session table: one slot per session, in anonymous APR shared memory
  * created by the parent before any child or the keeper is forked, so every
- * Apache process sees the same table. A global mutex guards every access.
+ * Apache process sees the same table. A global mutex guards what changes
+ * a slot's life (reserve, open, release); a request's own reads and writes
+ * of its slot take no lock (lem_session_find() says why that is safe).
  *
  *   offset 0  +-------------------------------------------+
  *             | lem_table_hdr_t: magic, nslots, counters  |
@@ -134,13 +136,16 @@ void lem_session_opened(lem_table_t *table, const lem_id_t *id);
 /*
  * Look up a session named by a client: APR_SUCCESS when `id` is an OPEN
  * slot of protocol `proto` whose idle time and lifetime have not run out
- * (and, when `client_ip` is given, that was opened from it), with the
- * flags the protocol left in `*flags`; APR_NOTFOUND otherwise (unknown,
- * expired, other protocol or forged).
+ * (and, when `client_ip` is given, that was opened from it); APR_NOTFOUND
+ * otherwise (unknown, expired, other protocol or forged). Takes no lock:
+ * the keeper confirms when it lends the connection.
  */
 apr_status_t lem_session_find(lem_table_t *table, const lem_id_t *id,
-                              lem_proto_t proto, const char *client_ip,
-                              apr_uint32_t *flags);
+                              lem_proto_t proto, const char *client_ip);
+
+/* The connection is borrowed: count the request, mark the session busy,
+ * and return the flags its protocol left for the next request. */
+apr_uint32_t lem_session_borrowed(lem_table_t *table, const lem_id_t *id);
 
 /* Note the end of a request on the session, and the protocol's flags
  * for the next one. */
