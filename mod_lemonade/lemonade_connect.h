@@ -193,10 +193,10 @@ void lc_log(const lc_session_t *s, const char *fmt, ...)
 void lc_debug(const lc_session_t *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* The client's socket. lc_client_write() writes all of it or marks the
- * client gone; it returns LC_OK or LC_ERROR. lc_client_fill() reads what
- * comes within `ms` (0: only what is there) into s->in, which it empties
- * first if all of it was used: LC_OK, LC_TIMEOUT, LC_EOF or LC_ERROR. */
+/* The client's socket. lc_client_write() writes all of it within
+ * --timeout or marks the client gone: LC_OK or LC_ERROR. lc_client_fill()
+ * moves what is unused in s->in to its front and reads what comes within
+ * `ms` (0: only what is there): LC_OK, LC_TIMEOUT, LC_EOF or LC_ERROR. */
 int lc_client_write(lc_session_t *s, const char *data, size_t len);
 int lc_client_say(lc_session_t *s, const char *text);
 int lc_client_fill(lc_session_t *s, int ms);

@@ -98,6 +98,19 @@ void lc_conn_init(lc_conn_t *c)
     c->err[0] = '\0';
 }
 
+/* An in-band session or a long poll may be silent for minutes; a path
+ * that died without a word (a NAT that forgot it, a dropped link) is
+ * found within about 90 s instead of at --idle-timeout. */
+static void keep_alive(int fd)
+{
+    int one = 1, idle = 60, interval = 10, count = 3;
+
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+}
+
 /* Connect one address within `ms`: the socket, or -1 with errno. */
 static int connect_one(const struct addrinfo *ai, int ms)
 {
@@ -125,6 +138,7 @@ static int connect_one(const struct addrinfo *ai, int ms)
     }
     /* commands and responses are small and wanted at once */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    keep_alive(fd);
     return fd;
 
 fail:
@@ -267,6 +281,9 @@ static int read_some(lc_conn_t *c, char *to, size_t room, short *want)
         if (errno == EAGAIN || errno == EINTR) {
             return LC_TIMEOUT;
         }
+        if (errno == ECONNRESET) {
+            return 0;           /* closed, with our last bytes unread */
+        }
         snprintf(c->err, sizeof(c->err), "reading: %s", strerror(errno));
         return LC_ERROR;
     }
@@ -280,7 +297,8 @@ static int read_some(lc_conn_t *c, char *to, size_t room, short *want)
         return LC_TIMEOUT;
     }
     if (e == SSL_ERROR_ZERO_RETURN
-        || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno == 0)) {
+        || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0
+            && (errno == 0 || errno == ECONNRESET))) {
         return 0;
     }
     tls_error(c, "TLS read", e == SSL_ERROR_SYSCALL ? strerror(errno)
