@@ -20,6 +20,7 @@
 #include "mod_lemonade_inband.h"
 #include "mod_lemonade_keeper.h"
 #include "mod_lemonade_proto.h"
+#include "mod_lemonade_soap.h"
 
 APLOG_USE_MODULE(lemonade);
 
@@ -44,6 +45,9 @@ void lem_set_no_cache(request_rec *r)
  * than an HTML error page. Returns DONE: the answer is made. */
 int lem_answer_line(request_rec *r, int status, const char *text)
 {
+    if (lem_soap_is_soap(r)) {
+        return lem_soap_answer_line(r, status, text);
+    }
     r->status = status;
     ap_set_content_type(r, "text/plain");
     ap_set_content_length(r, (apr_off_t)strlen(text) + 2);
@@ -142,7 +146,9 @@ static int check_request(lem_batch_t *b)
                            r->pool, "%s is not served here: use POST with "
                            "Content-Type: " LEM_MEDIA_TYPE, r->method));
     }
-    if (!is_lemonade_type(apr_table_get(r->headers_in, "Content-Type"))) {
+    /* draft 2.2: a SOAP request is marked and goes on */
+    if (!is_lemonade_type(apr_table_get(r->headers_in, "Content-Type"))
+        && !lem_soap_accept(r, b->conf)) {
         ap_discard_request_body(r);
         return lem_answer_line(r, HTTP_UNSUPPORTED_MEDIA_TYPE,
                            "the body must be of type " LEM_MEDIA_TYPE);
@@ -518,12 +524,13 @@ static int serve(lem_batch_t *b)
     }
 
     /* draft 2.1.2: a chunked POST is an in-band session */
-    if (is_chunked(b->r)) {
+    if (is_chunked(b->r) && !lem_soap_is_soap(b->r)) {
         return lem_inband_serve(b->r, b->conf, b->proto);
     }
 
-    /* 2. the whole batch, checked */
-    if ((rc = read_batch(b)) != OK) {
+    /* 2. the whole batch, checked (SOAP: mapped to IMAP first) */
+    rc = lem_soap_is_soap(b->r) ? lem_soap_read_batch(b) : read_batch(b);
+    if (rc != OK) {
         return rc;
     }
 
@@ -538,7 +545,7 @@ static int serve(lem_batch_t *b)
     let_go(b);
 
     /* 5. answer */
-    return send_answer(b);
+    return lem_soap_is_soap(b->r) ? lem_soap_send_answer(b) : send_answer(b);
 }
 
 /* Count the request for the status page, by how it ended. */

@@ -7,9 +7,11 @@
 
 /* One line per suite: X(name_of_its_constructor). */
 #define LEM_SUITES(X) \
+    X(lem_args_suite) \
     X(lem_id_suite) \
     X(lem_imap_suite) \
     X(lem_smtp_suite) \
+    X(lem_soap_suite) \
     X(lem_spool_suite)
 
 #define DECLARE(fn) Suite *fn(void);
