@@ -57,7 +57,8 @@ def sessions_span_processes(t, tmp, dc, mpm):
 def client_never_chooses_its_id(t, tmp, dc):
     with Httpd(tmp, body=lemonade_location(dc)) as httpd:
         jar = CookieJar()
-        batch(httpd.port, jar, "a1 LOGIN demo demo")
+        st, _, out = batch(httpd.port, jar, "a1 LOGIN demo demo")
+        t.ok(st == 200 and b"a1 OK" in out, "a session logs in", out)
         real = jar.cookies["lemonade_session"]
         forged = CookieJar()
         # the right slot, the wrong 128 bits

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 from lemtest import (  # noqa: E402
     CookieJar, Dovecot, Httpd, InbandClient, Test, free_port, imap_lines,
-    lemonade_location, make_dir, post)
+    lemonade_location, make_dir, post, wait_for)
 
 PATH = "/lemonade/imap"
 
@@ -128,8 +128,13 @@ with Test("170 backend TLS") as t:
                  "\n".join(logins))
             st, _, out = post(h.port, "/plain",
                               imap_lines("c1 LOGIN demo demo"))
-            logins = [ln for ln in dc.log().splitlines() if "Login:" in ln]
-            t.ok(st == 200 and ", TLS," not in logins[-1],
+
+            def logins_now():
+                return [ln for ln in dc.log().splitlines() if "Login:" in ln]
+            wait_for(lambda: len(logins_now()) == 5, 5)
+            logins = logins_now()
+            t.ok(st == 200 and len(logins) == 5
+                 and ", TLS," not in logins[-1],
                  "and one without LemonadeBackendStartTLS in clear (the "
                  "check can tell)", logins[-1:])
 
