@@ -122,15 +122,15 @@ with Test("170 backend TLS") as t:
                      "%s: in-band too" % how, (greeting, got))
                 c.close()
 
-            logins = [ln for ln in dc.log().splitlines() if "Login:" in ln]
+            def logins_now():
+                return [ln for ln in dc.log().splitlines() if "Login:" in ln]
+            wait_for(lambda: len(logins_now()) == 4, 5)
+            logins = logins_now()
             t.ok(len(logins) == 4 and all(", TLS," in ln for ln in logins),
                  "Dovecot saw every one of those logins over TLS",
                  "\n".join(logins))
             st, _, out = post(h.port, "/plain",
                               imap_lines("c1 LOGIN demo demo"))
-
-            def logins_now():
-                return [ln for ln in dc.log().splitlines() if "Login:" in ln]
             wait_for(lambda: len(logins_now()) == 5, 5)
             logins = logins_now()
             t.ok(st == 200 and len(logins) == 5
