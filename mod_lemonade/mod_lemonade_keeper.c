@@ -696,7 +696,7 @@ static void keeper_main(keeper_proc_t *kp, pid_t parent, apr_pool_t *pool)
         _exit(0);
     }
 
-    /* 3. an empty table: sessions of an earlier keeper died with it */
+    /* 3. the table, emptied by the parent before the fork */
     memset(&k, 0, sizeof(k));
     k.kind = K_LISTEN;
     k.s = kp->s;
@@ -705,7 +705,6 @@ static void keeper_main(keeper_proc_t *kp, pid_t parent, apr_pool_t *pool)
     if (lem_table_child_init(k.table, pool) != APR_SUCCESS) {
         _exit(APEXIT_CHILDFATAL);
     }
-    lem_table_reset(k.table);
     k.nslots = (apr_uint32_t)lem_table_slots(k.table);
     k.sess = calloc(k.nslots, sizeof(sess_t));
     k.ep = epoll_create1(EPOLL_CLOEXEC);
@@ -761,6 +760,11 @@ static apr_status_t spawn(keeper_proc_t *kp)
     apr_proc_t *proc = apr_pcalloc(kp->pconf, sizeof(*proc));
     pid_t parent = getpid();
     apr_status_t rv;
+
+    /* Sessions of an earlier keeper died with it. Emptied here, before
+     * the fork: emptied by the new keeper, the table could lose a slot a
+     * child reserved while the keeper was still starting. */
+    lem_table_reset(kp->table);
 
     rv = apr_proc_fork(proc, kp->pool);
     if (rv == APR_INCHILD) {
