@@ -10,9 +10,16 @@
  *   mod_lemonade.c          hooks only
  *   mod_lemonade_config.c   directives
  *   mod_lemonade_handler.c  the lemonade handler: method, batch, relay, answer
+ *   mod_lemonade_inband.c   in-band mode, and mod_lemonade_filter.c its
+ *                           output filter
+ *   mod_lemonade_imap.c     IMAP's half of both modes (mod_lemonade_proto.h)
+ *   mod_lemonade_smtp.c     SMTP's half of both modes
+ *   mod_lemonade_soap.c     the SOAP binding, over the IMAP relay
+ *   mod_lemonade_status.c   the lemonade-status handler
  *   mod_lemonade_session.c  the shared-memory session table
  *   mod_lemonade_keeper.c   the process that holds backend connections
  *   mod_lemonade_backend.c  a child's I/O on one backend connection
+ *   mod_lemonade_tls.c      TLS to backends, relayed by the keeper
  * and the protocol core it calls, with no httpd in it, is lem_*.c.
  */
 
