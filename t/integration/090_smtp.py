@@ -11,14 +11,16 @@ and no message goes into a failed transaction; a cookie keeps the SMTP
 session between requests; in-band mode carries an interactive session."""
 
 import os
+import socket
 import sys
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 
 from lemtest import (  # noqa: E402
-    CookieJar, Httpd, InbandClient, SmtpSink, Test, lemonade_location, post,
-    request, smtp_lines)
+    CookieJar, Httpd, InbandClient, SmtpSink, Test, free_port,
+    lemonade_location, post, request, smtp_lines)
 
 PATH = "/lemonade/smtp"
 
@@ -183,6 +185,54 @@ def inband(t, tmp):
         t.ok(ok, "in-band: the message arrives byte for byte", dump)
 
 
+def garbage_server(greeting, answer):
+    """A peer that greets, then answers any line with `answer` and keeps
+    the connection: a server no real one would be."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.sendall(greeting)
+            try:
+                while conn.recv(4096):
+                    conn.sendall(answer)
+            except OSError:
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def faults(t, tmp):
+    down = "smtp://127.0.0.1:%d" % free_port()
+    bad = garbage_server(b"220 hi\r\n", b"this is no reply\r\n")
+    refusing = garbage_server(b"554 5.3.2 not now\r\n", b"")
+    body = (lemonade_location(down, path="/down")
+            + lemonade_location("smtp://127.0.0.1:%d" % bad.getsockname()[1],
+                                path="/garbage", extra="LemonadeBackendTimeout 3")
+            + lemonade_location("smtp://127.0.0.1:%d"
+                                % refusing.getsockname()[1], path="/refusing"))
+    with Httpd(tmp, name="httpd-faults", body=body) as h:
+        st, _, out = post(h.port, "/down", smtp_lines("EHLO me"))
+        t.ok(st == 502 and b"SMTP server" in out,
+             "an SMTP server nobody listens on is a 502", out)
+        st, _, out = post(h.port, "/refusing", smtp_lines("EHLO me"))
+        t.ok(st == 502 and b"refused" in out,
+             "one that greets with 554 is a 502", out)
+        st, _, out = post(h.port, "/garbage", smtp_lines("EHLO me", "NOOP"))
+        t.ok(st == 502 and out.count(b"421 4.4.2") == 2,
+             "a reply the gateway cannot parse is a 502, with a 421 for "
+             "each command", out)
+    bad.close()
+    refusing.close()
+
+
 with Test("090 SMTP") as t:
     tmp = t.tmpdir()
     batches(t, tmp, [], "pipelining")
@@ -190,3 +240,4 @@ with Test("090 SMTP") as t:
     sessions(t, tmp)
     rejections(t, tmp)
     inband(t, tmp)
+    faults(t, tmp)
