@@ -100,7 +100,7 @@ static int is_digits(const char *s, apr_size_t len)
 /* RFC 3501 9: "<" number "." nz-number ">", or "<" number ">". */
 static int is_partial(const char *s, apr_size_t len)
 {
-    const char *dot = memchr(s, '.', len);
+    const char *dot = len ? memchr(s, '.', len) : NULL;
 
     if (!dot) {
         return is_digits(s, len);
@@ -759,6 +759,20 @@ static int is_line_char(unsigned char c)
     return c != '\r' && c != '\n' && c != '\0';
 }
 
+static apr_status_t write_literal(const lem_arg_t *a, const lem_sink_t *out);
+
+static int is_7bit(const char *s, apr_size_t len)
+{
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        if ((unsigned char)s[i] > 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static apr_status_t write_quoted(const lem_arg_t *a, const lem_sink_t *out,
                                  const char **error)
 {
@@ -767,6 +781,11 @@ static apr_status_t write_quoted(const lem_arg_t *a, const lem_sink_t *out,
 
     if (!all_chars(a->data, a->len, is_line_char)) {
         return refuse(error, "a quoted string may not hold CR, LF or NUL");
+    }
+    /* draft 2.1: command text is 7-bit; RFC 3501 4.3: 8-bit octets go in
+     * a literal */
+    if (!is_7bit(a->data, a->len)) {
+        return write_literal(a, out);
     }
     if ((rv = put(out, "\"", 1)) != APR_SUCCESS) {
         return rv;
@@ -836,9 +855,16 @@ static apr_status_t write_leaf(const lem_arg_t *a, const lem_sink_t *out,
         }
         return rv;
     case LEM_ARG_TEXT:
-        return all_chars(a->data, a->len, is_line_char)
-               ? put(out, a->data, a->len)
-               : refuse(error, "text may not hold CR, LF or NUL");
+        /* written as it is, so it must not start a quoted string or end
+         * in what would read as a literal's announcement */
+        if (!all_chars(a->data, a->len, is_line_char)
+            || !is_7bit(a->data, a->len)
+            || memchr(a->data, '"', a->len)
+            || (a->len && a->data[a->len - 1] == '}')) {
+            return refuse(error, "text may hold only 7-bit characters, no "
+                          "CR, LF, NUL or quote, and not end in \"}\"");
+        }
+        return put(out, a->data, a->len);
     default:
         return refuse(error, "a node of an unknown kind");
     }

@@ -22,7 +22,7 @@
 #include <apr_errno.h>
 
 #define LEM_ID_BYTES    16
-#define LEM_ID_TEXT_MAX (2 * LEM_ID_BYTES + 1 + 8 + 1)
+#define LEM_ID_TEXT_MAX (2 * LEM_ID_BYTES + 1 + 10 + 1)  /* any slot */
 
 typedef struct {
     unsigned char bytes[LEM_ID_BYTES];

@@ -579,7 +579,11 @@ static void resp_classify(lem_resp_parser_t *p)
     }
     else {
         p->kind = LEM_RESP_TAGGED;
-        copy_word(p->tag, h, t);
+        /* a tag with a NUL in it names no command: leave it empty, which
+         * matches none, rather than cut it short into one that does */
+        if (!memchr(h, '\0', t)) {
+            copy_word(p->tag, h, t);
+        }
     }
     if (t < n && h[t] == ' ') {
         p->status = status_word(h + t + 1, n - t - 1);

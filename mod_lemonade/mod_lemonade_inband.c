@@ -305,11 +305,11 @@ int lem_inband_serve(request_rec *r, const lem_dir_conf_t *conf,
     ap_add_output_filter(LEM_PUSH_FILTER, NULL, r, r->connection);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, LEMLOGNO(0408)
                   "in-band: session opened to %s", conf->backend_url);
+    count(ib, 1);
     lem_inband_to_client(ib, greeting, glen);
     lem_inband_flush(ib);
 
     /* 3. both ways, until either side ends */
-    count(ib, 1);
     relay(ib);
 
     /* 4. the end */

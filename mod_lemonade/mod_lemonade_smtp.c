@@ -33,6 +33,7 @@ APLOG_USE_MODULE(lemonade);
 #define SMTP_PIPELINING  0x1u   /* the last EHLO offered PIPELINING */
 #define SMTP_MAIL_OK     0x2u   /* a transaction has its sender */
 #define SMTP_RCPT_OK     0x4u   /* ... and at least one recipient */
+#define SMTP_CHUNKING    0x8u   /* the last EHLO offered CHUNKING */
 
 /* The commands a reply may answer, oldest first. */
 typedef enum {
@@ -122,15 +123,18 @@ static void note_reply(apr_uint32_t *flags, smtp_verb_t v, int code)
     }
 }
 
-/* The EHLO reply's lines: does the server offer PIPELINING? */
+/* The EHLO reply's lines: does the server offer PIPELINING, CHUNKING? */
 static void note_ehlo_line(apr_uint32_t *flags, const lem_smtp_reply_t *rp,
                            int first)
 {
     if (first) {
-        *flags &= ~SMTP_PIPELINING;
+        *flags &= ~(SMTP_PIPELINING | SMTP_CHUNKING);
     }
     else if (lem_smtp_ehlo_has(rp->text, rp->text_len, "PIPELINING")) {
         *flags |= SMTP_PIPELINING;
+    }
+    else if (lem_smtp_ehlo_has(rp->text, rp->text_len, "CHUNKING")) {
+        *flags |= SMTP_CHUNKING;
     }
 }
 
@@ -236,6 +240,10 @@ static int smtp_check(lem_batch_t *b, const char *data, apr_size_t len)
                           (apr_uint64_t)b->conf->max_body);
     }
     if (!data) {
+        /* a "BDAT 0" last in the body still owes its empty content */
+        while (lem_smtp_cmd_next(cp, "", 0, &used, &piece) == LEM_SMTP_CONTENT
+               && !piece.last) {
+        }
         if (!lem_smtp_cmd_at_boundary(cp)) {
             return lem_batch_refuse(b, HTTP_BAD_REQUEST, cp->commands,
                                     "the body ends inside a command or a "
@@ -399,8 +407,14 @@ static int has_initial_response(const lem_smtp_piece_t *piece)
 
 /* Commands in-response mode cannot carry, with the reply given. */
 static const char *refusal(const lem_smtp_cmd_t *cp, smtp_verb_t v,
-                           const lem_smtp_piece_t *piece)
+                           const lem_smtp_piece_t *piece, apr_uint32_t flags)
 {
+    /* RFC 3030 2: BDAT only to a server that offered CHUNKING; another
+     * would read the chunk's octets as commands */
+    if (v == V_CONTENT && !(flags & SMTP_CHUNKING)) {
+        return "503 5.5.1 BDAT needs CHUNKING, which the server did not "
+               "offer: the chunk was not sent\r\n";
+    }
     if (!strcmp(cp->verb, "STARTTLS")) {
         return "454 4.7.0 STARTTLS is not relayed: use HTTPS to protect "
                "the session\r\n";
@@ -423,12 +437,17 @@ static apr_status_t relay_line(smtp_batch_t *s, const lem_smtp_cmd_t *cp,
                                const lem_smtp_piece_t *piece)
 {
     smtp_verb_t v = verb_of(cp->verb, !strcmp(cp->verb, "BDAT"));
-    const char *why = refusal(cp, v, piece);
+    const char *why;
     apr_status_t rv;
 
     s->unsent--;
     s->sending = s->skipping = 0;
+    if (v == V_CONTENT && (rv = replies(s, 0, 0)) != APR_SUCCESS) {
+        return rv;          /* the EHLO that offers CHUNKING, if any */
+    }
+    why = refusal(cp, v, piece, s->m->flags);
     if (why) {
+        s->skipping = 1;    /* a BDAT's chunk goes nowhere either */
         return own_reply(s, why);
     }
     if (v == V_DATA) {
@@ -526,6 +545,10 @@ static apr_status_t smtp_relay(lem_batch_t *m)
             rv = ev == LEM_SMTP_LINE ? relay_line(s, &cp, &piece)
                                      : relay_content(s, &cp, &piece);
         }
+    }
+    if (rv == APR_SUCCESS
+        && lem_smtp_cmd_next(&cp, "", 0, &used, &piece) == LEM_SMTP_CONTENT) {
+        rv = relay_content(s, &cp, &piece);     /* "BDAT 0" last */
     }
     if (rv == APR_SUCCESS) {
         rv = replies(s, 0, 0);

@@ -109,6 +109,15 @@ def sessions(t, tmp):
         t.ok(st == 200 and out.startswith(b"221") and not jar,
              "QUIT ends the session and expires the cookie", out)
 
+        st, _, out = post(h.port, PATH, smtp_lines(
+            "EHLO c.example", "MAIL FROM:<a@example.org>",
+            "RCPT TO:<b@example.org>") + b"BDAT 5 LAST\r\nhello"
+            + smtp_lines("RSET"), timeout=10)
+        t.ok(st == 500 and b"503 5.5.1 BDAT needs CHUNKING" in out
+             and codes(out)[-1] == 250,
+             "BDAT to a server without CHUNKING is answered 503 by the "
+             "gateway, its chunk unsent (RFC 3030 2)", out)
+
         st, hdrs, _ = request(h.port, PATH, method="OPTIONS")
         t.eq(hdrs.get("Lemonade-Protocol"), "SMTP", "OPTIONS says the URL "
              "is bound to SMTP")

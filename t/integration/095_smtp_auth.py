@@ -246,6 +246,23 @@ def batch_auth_plain(t, h, mx, before):
          "after AUTH", copy)
 
 
+def batch_bdat(t, h, mx, before):
+    # RFC 3030: the message in chunks, no dot-stuffing, to a server that
+    # offers CHUNKING (Postfix does)
+    sent = message("batch-bdat")
+    half = len(sent) // 2
+    st, _, out = post(h.port, PATH, smtp_lines(
+        "EHLO client.example", "AUTH PLAIN %s" % PLAIN,
+        "MAIL FROM:<a@example.org>", "RCPT TO:<demo@example.org>")
+        + b"BDAT %d\r\n" % half + sent[:half]
+        + b"BDAT %d LAST\r\n" % (len(sent) - half) + sent[half:]
+        + smtp_lines("QUIT"), timeout=30)
+    t.ok(st == 200 and codes(out) == [250, 235, 250, 250, 250, 250, 221],
+         "in-response: a message in two BDAT chunks is accepted", out)
+    ok, copy = as_delivered(mx.wait_messages(USER, before + 1), sent)
+    t.ok(ok, "in-response: and delivered byte for byte", copy)
+
+
 def batch_relay_refused(t, h, mx):
     since = len(mx.log())
     st, _, out = post(h.port, PATH, smtp_lines("EHLO client.example")
@@ -324,10 +341,11 @@ with Test("095 SMTP AUTH") as t:
         inband_auth_login(t, h, mx)
         inband_wrong_password(t, h, mx)
         batch_auth_plain(t, h, mx, len(mx.messages(USER)))
+        batch_bdat(t, h, mx, len(mx.messages(USER)))
         batch_relay_refused(t, h, mx)
         batch_auth_without_response(t, h, mx)
         batch_challenge_cancelled(t, h, mx)
         time.sleep(0.5)       # anything queued by mistake is delivered
-        t.eq(len(mx.messages(USER)), 2, "demo got the two messages sent "
+        t.eq(len(mx.messages(USER)), 3, "demo got the three messages sent "
              "after AUTH and nothing else")
         no_secret_in_log(t, h)

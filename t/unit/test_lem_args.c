@@ -559,6 +559,9 @@ typedef struct {
     const char    *error;
 } unsafe_row_t;
 
+#define TEXT_REFUSED "text may hold only 7-bit characters, no CR, LF, " \
+                     "NUL or quote, and not end in \"}\""
+
 static const unsafe_row_t unsafe_rows[] = {
     { "an atom with a space", LEM_ARG_ATOM, "a b",
       "an atom holds a character atoms cannot" },
@@ -574,9 +577,29 @@ static const unsafe_row_t unsafe_rows[] = {
       "a number holds other than digits" },
     { "a partial of letters", LEM_ARG_PARTIAL, "a.b",
       "a partial is not offset[.length]" },
-    { "text with LF", LEM_ARG_TEXT, "a\nb",
-      "text may not hold CR, LF or NUL" },
+    { "text with LF", LEM_ARG_TEXT, "a\nb", TEXT_REFUSED },
+    /* RFC 3501 4.3: a quote would open a string to the end of the line */
+    { "text with a quote", LEM_ARG_TEXT, "a\"b", TEXT_REFUSED },
+    /* RFC 3501 9: "{5}" before CRLF announces a literal */
+    { "text that ends like a literal", LEM_ARG_TEXT, "x {5}", TEXT_REFUSED },
+    /* draft 2.1: command text is 7-bit */
+    { "8-bit text", LEM_ARG_TEXT, "caf\xc3\xa9", TEXT_REFUSED },
 };
+
+/* draft 2.1 and RFC 3501 4.3: a value with 8-bit octets is no quoted
+ * string on a 7-bit command line, but a literal */
+START_TEST(eight_bit_value_is_written_as_a_literal)
+{
+    lem_arg_t *a = lem_arg_new(pool, LEM_ARG_QUOTED, "caf\xc3\xa9", 5);
+    text_t out = { "", 0 };
+    lem_sink_t sink = { to_text, &out };
+    const char *error = NULL;
+
+    ck_assert_int_eq(lem_args_write(a, &sink, &error), APR_SUCCESS);
+    ck_assert_uint_eq(out.len, 10);
+    ck_assert(!memcmp(out.data, "{5}\r\ncaf\xc3\xa9", 10));
+}
+END_TEST
 
 START_TEST(the_writer_refuses_what_would_not_stay_one_argument)
 {
@@ -634,6 +657,7 @@ Suite *lem_args_suite(void)
     tcase_add_loop_test(write, values_take_the_form_that_carries_them_safely,
                         0, N_ROWS(value_rows));
     tcase_add_test(write, a_long_value_is_a_literal);
+    tcase_add_test(write, eight_bit_value_is_written_as_a_literal);
     tcase_add_test(write, no_value_can_make_a_second_command);
     tcase_add_loop_test(write,
                         the_writer_refuses_what_would_not_stay_one_argument,
