@@ -855,16 +855,9 @@ static apr_status_t write_leaf(const lem_arg_t *a, const lem_sink_t *out,
         }
         return rv;
     case LEM_ARG_TEXT:
-        /* written as it is, so it must not start a quoted string or end
-         * in what would read as a literal's announcement */
-        if (!all_chars(a->data, a->len, is_line_char)
-            || !is_7bit(a->data, a->len)
-            || memchr(a->data, '"', a->len)
-            || (a->len && a->data[a->len - 1] == '}')) {
-            return refuse(error, "text may hold only 7-bit characters, no "
-                          "CR, LF, NUL or quote, and not end in \"}\"");
-        }
-        return put(out, a->data, a->len);
+        return all_chars(a->data, a->len, is_line_char)
+               ? put(out, a->data, a->len)
+               : refuse(error, "text may not hold CR, LF or NUL");
     default:
         return refuse(error, "a node of an unknown kind");
     }
@@ -946,6 +939,29 @@ static apr_status_t write_head(const char *tag, const char *name,
     return rv;
 }
 
+/*
+ * A command's text is written as it is (a response's text may hold
+ * quotes and UTF-8, RFC 3501 7.1): in a command it must not start a
+ * quoted string or end in what would read as a literal's announcement,
+ * and it is 7-bit (draft 2.1). Returns the first text node that is not.
+ */
+static const lem_arg_t *unsafe_text(const lem_arg_t *a)
+{
+    const lem_arg_t *bad;
+
+    for (; a; a = a->next) {
+        if (a->kids && (bad = unsafe_text(a->kids)) != NULL) {
+            return bad;
+        }
+        if (a->kind == LEM_ARG_TEXT
+            && (!is_7bit(a->data, a->len) || memchr(a->data, '"', a->len)
+                || (a->len && a->data[a->len - 1] == '}'))) {
+            return a;
+        }
+    }
+    return NULL;
+}
+
 apr_status_t lem_args_write_command(const char *tag, const char *name,
                                     const lem_arg_t *args,
                                     const lem_sink_t *out,
@@ -958,6 +974,10 @@ apr_status_t lem_args_write_command(const char *tag, const char *name,
     }
     if (!is_command_name(name)) {
         return refuse(error, "a malformed command name");
+    }
+    if (unsafe_text(args)) {
+        return refuse(error, "text in a command may hold only 7-bit "
+                      "characters, no quote, and not end in \"}\"");
     }
     rv = write_head(tag, name, args, out);
     if (rv == APR_SUCCESS) {

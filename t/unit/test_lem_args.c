@@ -559,9 +559,6 @@ typedef struct {
     const char    *error;
 } unsafe_row_t;
 
-#define TEXT_REFUSED "text may hold only 7-bit characters, no CR, LF, " \
-                     "NUL or quote, and not end in \"}\""
-
 static const unsafe_row_t unsafe_rows[] = {
     { "an atom with a space", LEM_ARG_ATOM, "a b",
       "an atom holds a character atoms cannot" },
@@ -577,14 +574,32 @@ static const unsafe_row_t unsafe_rows[] = {
       "a number holds other than digits" },
     { "a partial of letters", LEM_ARG_PARTIAL, "a.b",
       "a partial is not offset[.length]" },
-    { "text with LF", LEM_ARG_TEXT, "a\nb", TEXT_REFUSED },
-    /* RFC 3501 4.3: a quote would open a string to the end of the line */
-    { "text with a quote", LEM_ARG_TEXT, "a\"b", TEXT_REFUSED },
-    /* RFC 3501 9: "{5}" before CRLF announces a literal */
-    { "text that ends like a literal", LEM_ARG_TEXT, "x {5}", TEXT_REFUSED },
-    /* draft 2.1: command text is 7-bit */
-    { "8-bit text", LEM_ARG_TEXT, "caf\xc3\xa9", TEXT_REFUSED },
+    { "text with LF", LEM_ARG_TEXT, "a\nb",
+      "text may not hold CR, LF or NUL" },
 };
+
+/* Text that a response may hold but a command may not. */
+static const char *const unsafe_command_text[] = {
+    "a\"b",            /* RFC 3501 4.3: opens a string to the line's end */
+    "x {5}",            /* RFC 3501 9: announces a literal before CRLF */
+    "caf\xc3\xa9",      /* draft 2.1: command text is 7-bit */
+};
+
+START_TEST(a_command_keeps_no_text_that_would_change_its_framing)
+{
+    lem_arg_t *a = lem_arg_new(pool, LEM_ARG_TEXT, unsafe_command_text[_i],
+                               strlen(unsafe_command_text[_i]));
+    text_t out = { "", 0 };
+    lem_sink_t sink = { to_text, &out };
+    const char *error = NULL;
+
+    ck_assert_int_eq(lem_args_write_command("t1", "NOOP", a, &sink,
+                                            &error), APR_EINVAL);
+    ck_assert_uint_eq(out.len, 0);
+    /* the same text in a response goes as it is */
+    ck_assert_int_eq(lem_args_write(a, &sink, &error), APR_SUCCESS);
+}
+END_TEST
 
 /* draft 2.1 and RFC 3501 4.3: a value with 8-bit octets is no quoted
  * string on a 7-bit command line, but a literal */
@@ -658,6 +673,9 @@ Suite *lem_args_suite(void)
                         0, N_ROWS(value_rows));
     tcase_add_test(write, a_long_value_is_a_literal);
     tcase_add_test(write, eight_bit_value_is_written_as_a_literal);
+    tcase_add_loop_test(write,
+        a_command_keeps_no_text_that_would_change_its_framing, 0,
+        (int)(sizeof(unsafe_command_text) / sizeof(unsafe_command_text[0])));
     tcase_add_test(write, no_value_can_make_a_second_command);
     tcase_add_loop_test(write,
                         the_writer_refuses_what_would_not_stay_one_argument,
