@@ -6,10 +6,13 @@
  * mod_lemonade.h says where each part lives.
  */
 
+#include <apr_strings.h>
+
 #include <httpd.h>
 #include <http_config.h>
 #include <http_core.h>
 #include <http_log.h>
+#include <http_request.h>
 #include <ap_mpm.h>
 
 #include "mod_lemonade.h"
@@ -51,12 +54,43 @@ static void lem_child_init(apr_pool_t *pchild, server_rec *s)
     }
 }
 
+/*
+ * A lemonade Location maps to no file. Claimed here, its requests skip
+ * httpd's walk of the file system (a stat and an .htaccess lookup for
+ * each directory level of the URL), as proxied requests do. The early
+ * Location walk has merged our configuration by translate_name time;
+ * map_to_storage runs on the server's defaults, so a note carries it.
+ */
+static int lem_translate_name(request_rec *r)
+{
+    const lem_dir_conf_t *conf = ap_get_module_config(r->per_dir_config,
+                                                      &lemonade_module);
+
+    if (conf && conf->proto != LEM_PROTO_NONE) {
+        apr_table_setn(r->notes, "lemonade-location", "1");
+    }
+    return DECLINED;
+}
+
+static int lem_map_to_storage(request_rec *r)
+{
+    if (!apr_table_get(r->notes, "lemonade-location")) {
+        return DECLINED;
+    }
+    r->filename = apr_pstrcat(r->pool, "lemonade:", r->uri, NULL);
+    return OK;
+}
+
 static void lem_register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_pre_config(lem_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(lem_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(lem_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_translate_name(lem_translate_name, NULL, NULL,
+                           APR_HOOK_REALLY_FIRST);
+    ap_hook_map_to_storage(lem_map_to_storage, NULL, NULL,
+                           APR_HOOK_FIRST);
     ap_hook_handler(lem_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(lem_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
     lem_status_register();
