@@ -204,6 +204,12 @@ int lc_client_fill(lc_session_t *s, int ms);
 /* Our goodbye to the client, in the protocol's words, with `why`. */
 void lc_client_bye(lc_session_t *s, const char *why);
 
+/* In-response mode: set s->end, unless set already, to why the session
+ * ended: the HTTP side failed, the server said goodbye, the gateway
+ * ended it, or the client closed. */
+void lc_note_end(lc_session_t *s, int lost, int bye, int over,
+                 int client_eof);
+
 /* RFC 4648 base64. lc_b64_decode() returns the length decoded, or -1 if
  * `in` is not base64 or does not fit `cap`. */
 size_t lc_b64_encode(const unsigned char *in, size_t n, char *out,

@@ -613,12 +613,7 @@ static void smtp_in_response(lc_session_t *s)
 
     /* 2. commands until either side ends */
     serve(m);
-    if (!s->end) {
-        s->end = m->lost ? "the HTTP side failed"
-               : m->bye ? "the server said goodbye"
-               : m->over && !m->client_eof ? "the gateway ended the session"
-               : "the client closed";
-    }
+    lc_note_end(s, m->lost, m->bye, m->over, m->client_eof);
 
     /* 3. the gateway's session ends with ours */
     quit(m);

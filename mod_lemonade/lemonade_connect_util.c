@@ -290,3 +290,15 @@ int lc_fallback_note(void)
     pthread_mutex_unlock(&fallback_lock);
     return first;
 }
+
+void lc_note_end(lc_session_t *s, int lost, int bye, int over,
+                 int client_eof)
+{
+    if (s->end) {
+        return;
+    }
+    s->end = lost ? "the HTTP side failed"
+           : bye ? "the server said goodbye"
+           : over && !client_eof ? "the gateway ended the session"
+           : "the client closed";
+}
