@@ -7,6 +7,7 @@
 #include <apr_strings.h>
 
 #include <httpd.h>
+#include <ap_mpm.h>
 #include <http_connection.h>
 #include <http_core.h>
 #include <http_log.h>
@@ -163,23 +164,48 @@ static apr_status_t from_client(lem_inband_t *ib)
 /* The session                                                         */
 /* ------------------------------------------------------------------ */
 
-/* Wait for either side. Returns 0 on silence past the time allowed. */
+/* How often a quiet session looks whether httpd is stopping. */
+#define LEM_STOP_CHECK  apr_time_from_sec(1)
+
+static int httpd_stopping(void)
+{
+    int state = AP_MPMQ_RUNNING;
+
+    return ap_mpm_query(AP_MPMQ_MPM_STATE, &state) == APR_SUCCESS
+           && state == AP_MPMQ_STOPPING;
+}
+
+/* Wait for either side: 1 when one has something, 0 after silence past
+ * the time allowed, -1 when httpd is stopping (a graceful stop or
+ * restart waits for its workers, and would wait for a quiet session). */
 static int wait_either(lem_inband_t *ib)
 {
     struct pollfd pfd[2];
     apr_interval_time_t limit = ib->client_done ? ib->conf->backend_timeout
                                                 : ib->conf->idle_timeout;
-    int rc;
+    apr_time_t until = apr_time_now() + limit;
 
     pfd[0].fd = ib->client_done ? -1 : ib->cfd;
     pfd[0].events = POLLIN;
     pfd[1].fd = ib->be.fd;
     pfd[1].events = POLLIN;
-    do {
+    for (;;) {
+        apr_interval_time_t left = until - apr_time_now();
+        int rc;
+
+        if (left <= 0) {
+            return 0;
+        }
+        if (httpd_stopping()) {
+            return -1;
+        }
         pfd[0].revents = pfd[1].revents = 0;
-        rc = poll(pfd, 2, (int)apr_time_as_msec(limit));
-    } while (rc < 0 && errno == EINTR);
-    return rc != 0;
+        rc = poll(pfd, 2, (int)apr_time_as_msec(left < LEM_STOP_CHECK
+                                                ? left : LEM_STOP_CHECK));
+        if (rc > 0 || (rc < 0 && errno != EINTR)) {
+            return 1;
+        }
+    }
 }
 
 static void relay(lem_inband_t *ib)
@@ -201,10 +227,18 @@ static void relay(lem_inband_t *ib)
         }
 
         /* 4. wait for either */
-        if (!wait_either(ib)) {
+        switch (wait_either(ib)) {
+        case 0:
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ib->r, LEMLOGNO(0406)
                           "in-band: silent for too long; ending");
             ib->why = "the session was silent for too long";
+            return;
+        case -1:
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ib->r, LEMLOGNO(0410)
+                          "in-band: httpd is stopping; ending");
+            ib->why = "the server is shutting down";
+            return;
+        default:
             break;
         }
     }

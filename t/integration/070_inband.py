@@ -149,6 +149,22 @@ def server_ends(t, port, dc):
          "no IMAP connection is left behind")
 
 
+def stop_with_idling_session(t, tmp, dc):
+    h = Httpd(tmp, mpm="event", name="httpd-stop",
+              body=lemonade_location(dc))
+    h.start()
+    c = InbandClient(h.port)
+    c.next_chunk()
+    c.send("f1 LOGIN demo demo\r\nf2 SELECT INBOX\r\nf3 IDLE\r\n")
+    c.until(lambda ch: ch.startswith(b"+"))
+    start = time.time()
+    clean = h.stop()
+    took = time.time() - start
+    c.close()
+    t.ok(clean and took < 5, "httpd stops at once although an in-band "
+         "session idles (%.1f s)" % took)
+
+
 with Test("070 in-band") as t:
     tmp = t.tmpdir()
     with Dovecot(tmp, users={"demo": "demo"}) as dc:
@@ -164,3 +180,4 @@ with Test("070 in-band") as t:
                 h.stop()
                 t.ok("exit signal" not in h.error_log(), "%s: no child "
                      "crashed" % mpm)
+        stop_with_idling_session(t, tmp, dc)
