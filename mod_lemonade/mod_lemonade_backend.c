@@ -155,6 +155,9 @@ apr_status_t lem_backend_fill(lem_backend_t *b)
         if (errno == EINTR) {
             continue;
         }
+        if (errno == ECONNRESET) {
+            return APR_EOF;     /* closed on us, bytes of ours unread */
+        }
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             return errno;
         }
