@@ -156,6 +156,8 @@ static int imap_check(lem_batch_t *b, const char *data, apr_size_t len)
 /* In-response, pass 2: relay                                          */
 /* ------------------------------------------------------------------ */
 
+#define LEM_WBUF_SIZE  (16 * 1024)
+
 /* A command of the batch that was sent, and whether it was answered. */
 typedef struct {
     char tag[LEM_IMAP_TAG_MAX + 1];
@@ -178,6 +180,8 @@ typedef struct {
     int                   in_tagged;  /* inside a tagged response */
     int                   in_bad;     /* inside an untagged BAD */
     const char           *cur_tag;    /* of the command being sent */
+    char                 *wbuf;       /* commands gathered for one write */
+    apr_size_t            wlen;
     int                   saw_bye;
     int                   notices;    /* untagged data seen (long poll) */
     apr_time_t            deadline;   /* of a long poll, or 0 */
@@ -311,6 +315,7 @@ static int reached(imap_batch_t *b, lem_until_t until)
 
 static apr_status_t send_backend(imap_batch_t *b, const char *data,
                                  apr_size_t len);
+static apr_status_t flush_writes(imap_batch_t *b);
 
 /* Wait for the backend; a long poll waits no longer than its deadline,
  * and its end at a response boundary is no failure. */
@@ -345,6 +350,10 @@ static apr_status_t pump(imap_batch_t *b, lem_until_t until)
     apr_size_t used;
     apr_status_t rv;
 
+    /* what waits to be written must go before anything is waited for */
+    if (until != UNTIL_DRAINED && (rv = flush_writes(b)) != APR_SUCCESS) {
+        return rv;
+    }
     for (;;) {
         lem_imap_ev_t ev;
 
@@ -352,7 +361,8 @@ static apr_status_t pump(imap_batch_t *b, lem_until_t until)
             if (b->cancel && until != UNTIL_DRAINED) {
                 /* RFC 3501 6.2.2: "*" cancels the exchange */
                 b->cancel = 0;
-                if ((rv = send_backend(b, "*\r\n", 3)) != APR_SUCCESS) {
+                if ((rv = send_backend(b, "*\r\n", 3)) != APR_SUCCESS
+                    || (rv = flush_writes(b)) != APR_SUCCESS) {
                     return rv;
                 }
             }
@@ -401,10 +411,41 @@ static apr_status_t drain(void *ctx)
     return pump(ctx, UNTIL_DRAINED);
 }
 
+/* Write what was gathered: the commands since the last wait. */
+static apr_status_t flush_writes(imap_batch_t *b)
+{
+    apr_size_t len = b->wlen;
+
+    b->wlen = 0;
+    return len ? lem_backend_write(&b->m->be, b->wbuf, len, drain, b)
+               : APR_SUCCESS;
+}
+
+/*
+ * Commands pipelined together go out in one write, as a client writing
+ * to IMAP directly would send them: gathered here, written before the
+ * gateway waits for an answer (pump) or when they fill the buffer. A
+ * large piece, a literal's octets say, is written at once.
+ */
 static apr_status_t send_backend(imap_batch_t *b, const char *data,
                                  apr_size_t len)
 {
-    return lem_backend_write(&b->m->be, data, len, drain, b);
+    apr_status_t rv;
+
+    if (b->wlen + len > LEM_WBUF_SIZE) {
+        if ((rv = flush_writes(b)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (len > LEM_WBUF_SIZE / 2) {
+            return lem_backend_write(&b->m->be, data, len, drain, b);
+        }
+    }
+    if (!b->wbuf) {
+        b->wbuf = apr_palloc(b->m->r->pool, LEM_WBUF_SIZE);
+    }
+    memcpy(b->wbuf + b->wlen, data, len);
+    b->wlen += len;
+    return APR_SUCCESS;
 }
 
 /* The words after the command name, for the few commands that care. */
